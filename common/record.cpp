@@ -233,16 +233,19 @@ class Decoder {
   Status status_;
 };
 
+template <size_t... I>
+constexpr std::array<Op (*)(), sizeof...(I)> OpFactories(std::index_sequence<I...>) {
+  return {+[]() -> Op { return Op(std::in_place_index<I>); }...};
+}
+
+// A default op of the given (known) type. Op's alternatives are in RecordType order,
+// starting at kWrite == 1.
 Op MakeOp(RecordType type) {
-  // Op's alternatives are in RecordType order, starting at kWrite == 1.
   static_assert(std::variant_size_v<Op> == kMaxRecordType);
   static_assert(std::variant_alternative_t<0, Op>::kType == RecordType::kWrite);
   static_assert(std::variant_alternative_t<kMaxRecordType - 1, Op>::kType == RecordType::kCheckpoint);
-  Op op;
-  [&]<size_t... I>(std::index_sequence<I...>) {
-    ((static_cast<size_t>(type) == I + 1 ? (op.emplace<I>(), true) : false) || ...);
-  }(std::make_index_sequence<kMaxRecordType>{});
-  return op;
+  static constexpr auto kFactories = OpFactories(std::make_index_sequence<kMaxRecordType>{});
+  return kFactories[static_cast<size_t>(type) - 1]();
 }
 
 std::string Describe(const RecordHeader& h) {
