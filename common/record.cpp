@@ -33,10 +33,11 @@ Status CheckPathComponents(std::string_view path) {
     size_t end = path.find('/', start);
     if (end == std::string_view::npos) end = path.size();
     std::string_view part = path.substr(start, end - start);
-    std::string where = " at byte " + std::to_string(start);
-    if (part.empty()) return Status::InvalidArgument("path has an empty component" + where);
-    if (part == ".") return Status::InvalidArgument("path has a '.' component" + where);
-    if (part == "..") return Status::InvalidArgument("path has a '..' component" + where);
+    const char* bad = part.empty() ? "an empty" : part == "." ? "a '.'" : part == ".." ? "a '..'" : nullptr;
+    if (bad != nullptr) {
+      return Status::InvalidArgument(std::string("path has ") + bad + " component at byte " +
+                                     std::to_string(start));
+    }
     start = end + 1;
   }
   return {};
