@@ -92,5 +92,6 @@ Status ApplyOp(const Ctx& ctx, const UtimensOp& op);
 Status ApplyOp(const Ctx& ctx, const SetxattrOp& op);
 Status ApplyOp(const Ctx& ctx, const RemovexattrOp& op);
 inline Status ApplyOp(const Ctx&, const CheckpointOp&) { return {}; }
+inline Status ApplyOp(const Ctx&, const VoidOp&) { return {}; }
 
 }  // namespace mirror::common::apply_internal

@@ -74,7 +74,7 @@ Status Journal::WaitForSpaceLocked(std::unique_lock<std::mutex>& lock, uint64_t 
   return {};
 }
 
-Journal::Reservation Journal::ReserveLocked(uint64_t aligned) {
+Journal::Reservation Journal::ReserveLocked(uint64_t aligned, bool held) {
   Reservation r;
   r.seq = next_seq_++;
   uint64_t consumed = aligned;
@@ -91,6 +91,7 @@ Journal::Reservation Journal::ReserveLocked(uint64_t aligned) {
   head_ = after == geo_.end ? geo_.data_start : after;
   reserved_total_ += consumed;
   pending_.push_back({false, head_, reserved_total_});
+  released_flags_.push_back(!held);
   bytes_since_index_ += consumed;
   if (bytes_since_index_ >= kIndexStride) {
     index_.push_back({r.seq, r.offset});
@@ -128,6 +129,7 @@ Result<uint64_t> Journal::Publish(const Reservation& r, const Status& copied) {
       pending_.pop_front();
     }
     committed_published_.store(committed_seq_, std::memory_order_release);
+    AdvanceReleasedLocked();
     // Skipping the notify when nobody sleeps keeps the condvar's cache line out of the
     // common path: with two appenders that line would move between cores every time.
     if (commit_sleepers_ > 0) commit_cv_.notify_all();
@@ -148,7 +150,7 @@ Result<uint64_t> Journal::Publish(const Reservation& r, const Status& copied) {
   return r.seq;
 }
 
-Result<uint64_t> Journal::Append(EncodedRecord& rec) {
+Status Journal::CheckAppendable(const EncodedRecord& rec) const {
   const uint64_t size = rec.size();
   if (size < kRecordHeaderSize)
     return Status::InvalidArgument("append of a record that was not built");
@@ -158,16 +160,103 @@ Result<uint64_t> Journal::Append(EncodedRecord& rec) {
         " (at most " + std::to_string(max_record_bytes_) + " bytes: the smaller of the decode " +
         "limit and half the " + std::to_string(geo_.capacity()) + "-byte ring)");
   }
-  const uint64_t aligned = JournalAlignUp(size);
+  return {};
+}
+
+Result<Journal::Reservation> Journal::AppendRecord(EncodedRecord& rec, bool held) {
+  const uint64_t aligned = JournalAlignUp(rec.size());
   Reservation r;
   {
     std::unique_lock lock(mu_);
     MIRROR_RETURN_IF_ERROR(WaitForSpaceLocked(lock, aligned));
-    r = ReserveLocked(aligned);
+    r = ReserveLocked(aligned, held);
   }
   // Outside the lock: appenders seal (CRC) and copy at the same time.
   rec.Seal({r.seq, identity_.epoch, NowNs()});
-  return Publish(r, CopyIn(rec, r));
+  MIRROR_RETURN_IF_ERROR(Publish(r, CopyIn(rec, r)).status());
+  if (!held) StoreReleasedHint();
+  return r;
+}
+
+Result<uint64_t> Journal::Append(EncodedRecord& rec) {
+  MIRROR_RETURN_IF_ERROR(CheckAppendable(rec));
+  MIRROR_ASSIGN_OR_RETURN(Reservation r, AppendRecord(rec, /*held=*/false));
+  return r.seq;
+}
+
+Result<HeldRecord> Journal::AppendHeld(EncodedRecord& rec) {
+  MIRROR_RETURN_IF_ERROR(CheckAppendable(rec));
+  MIRROR_ASSIGN_OR_RETURN(Reservation r, AppendRecord(rec, /*held=*/true));
+  return HeldRecord{r.seq, r.offset};
+}
+
+Status Journal::Release(const HeldRecord& held) {
+  bool moved = false;
+  {
+    std::lock_guard lock(mu_);
+    if (held.seq <= released_seq_ || held.seq >= next_seq_) {
+      return Status::InvalidArgument("journal " + path() + ": seq " + std::to_string(held.seq) +
+                                     " is not a held record");
+    }
+    std::deque<bool>::reference flag = released_flags_[held.seq - released_seq_ - 1];
+    if (flag) {
+      return Status::InvalidArgument("journal " + path() + ": seq " + std::to_string(held.seq) +
+                                     " released twice");
+    }
+    flag = true;
+    moved = AdvanceReleasedLocked();
+  }
+  if (moved) StoreReleasedHint();
+  return {};
+}
+
+Status Journal::VoidAndRelease(const HeldRecord& held) {
+  {
+    std::lock_guard lock(mu_);
+    if (!sticky_.ok()) return sticky_;
+  }
+  // The record is committed and held, so nobody else reads or writes its bytes.
+  std::string scratch;
+  MIRROR_ASSIGN_OR_RETURN(std::string_view stored,
+                          medium_->Read(held.offset + kRecordCrcOffset, 4, &scratch));
+  char voided[4];
+  StoreLE(voided, VoidedCrc(LoadLE<uint32_t>(stored.data())));
+  std::string_view piece[1] = {{voided, sizeof voided}};
+  Status s = medium_->Write(held.offset + kRecordCrcOffset, piece);
+  if (!s.ok()) {
+    std::lock_guard lock(mu_);
+    SetStickyLocked(s, "write");
+    return sticky_;
+  }
+  return Release(held);
+}
+
+// Moves the released prefix over every released, committed record.
+bool Journal::AdvanceReleasedLocked() {
+  bool moved = false;
+  while (released_seq_ < committed_seq_ && !released_flags_.empty() && released_flags_.front()) {
+    released_flags_.pop_front();
+    ++released_seq_;
+    moved = true;
+  }
+  return moved;
+}
+
+// Stores the released seq as the hint (one 8-byte store into the mapping). Monotonic:
+// a slower thread never stores an older value over a newer one.
+void Journal::StoreReleasedHint() {
+  std::lock_guard hint_lock(hint_mu_);
+  uint64_t released = 0;
+  {
+    std::lock_guard lock(mu_);
+    released = released_seq_;
+  }
+  if (released <= hint_stored_) return;
+  char bytes[8];
+  StoreLE(bytes, released);
+  std::string_view piece[1] = {{bytes, sizeof bytes}};
+  // A failed store only makes the hint older: recovery then replays more, harmlessly.
+  if (medium_->Write(kJournalReleasedHintOffset, piece).ok()) hint_stored_ = released;
 }
 
 Result<uint64_t> Journal::Append(const Op& op) {
@@ -224,10 +313,10 @@ Status Journal::Free(uint64_t through_seq) {
   {
     std::lock_guard lock(mu_);
     if (!sticky_.ok()) return sticky_;
-    if (through_seq > committed_seq_) {
+    if (through_seq > released_seq_) {
       return Status::InvalidArgument("cannot free journal " + path() + " through seq " +
-                                     std::to_string(through_seq) + ": committed only through " +
-                                     std::to_string(committed_seq_));
+                                     std::to_string(through_seq) + ": released only through " +
+                                     std::to_string(released_seq_));
     }
     if (through_seq < tail_seq_) return {};
     offset = tail_offset_;
@@ -280,7 +369,7 @@ Result<JournalCursor> Journal::ReadFrom(uint64_t seq) const {
     std::lock_guard lock(mu_);
     offset = tail_offset_;
     tail_seq = start_seq = tail_seq_;
-    committed = committed_seq_;
+    committed = released_seq_;
     // The nearest remembered record start at or before `seq` (entries past the
     // committed seq are never chosen: seq <= committed + 1 below, and an entry for
     // committed + 1 is not read before Refresh()).
@@ -297,7 +386,7 @@ Result<JournalCursor> Journal::ReadFrom(uint64_t seq) const {
   }
   if (seq > committed + 1) {
     return Status::NotFound("seq " + std::to_string(seq) + " is beyond journal " + path() +
-                            " (committed through seq " + std::to_string(committed) + ")");
+                            " (released through seq " + std::to_string(committed) + ")");
   }
   RingWalker walker(medium_.get(), geo_, identity_.epoch, limits_, offset, start_seq);
   while (walker.next_seq() < seq) {
@@ -317,6 +406,11 @@ uint64_t Journal::committed_seq() const {
   return committed_seq_;
 }
 
+uint64_t Journal::released_seq() const {
+  std::lock_guard lock(mu_);
+  return released_seq_;
+}
+
 JournalStats Journal::stats() const {
   std::lock_guard lock(mu_);
   JournalStats s;
@@ -325,6 +419,7 @@ JournalStats Journal::stats() const {
   s.tail_seq = tail_seq_;
   s.last_assigned_seq = next_seq_ - 1;
   s.committed_seq = committed_seq_;
+  s.released_seq = released_seq_;
   s.waiting_appenders = space_waiters_;
   s.full_since_ns = full_since_ns_;
   if (space_waiters_ > 0) {
@@ -347,6 +442,6 @@ Result<bool> JournalCursor::Next() {
   return true;
 }
 
-void JournalCursor::Refresh() { limit_ = journal_->committed_seq(); }
+void JournalCursor::Refresh() { limit_ = journal_->released_seq(); }
 
 }  // namespace mirror::common

@@ -26,7 +26,8 @@
 //               tail cannot move while a walk starts there;
 //   sync_mu_    serializes Sync;
 //   mu_         the ring state (fields marked "guarded by mu_"); held only for
-//               bookkeeping, never across a copy or a system call.
+//               bookkeeping, never across a copy or a system call;
+//   hint_mu_    serializes stores of the released-prefix hint; never held with mu_.
 // header_mu_ and sync_mu_ are never held together. The destructor must not race with
 // any call: join the callers first.
 #pragma once
@@ -75,6 +76,10 @@ struct JournalRecovery {
   // field zeroed), so that they can never pass for live records after new appends.
   uint64_t records_after_stop = 0;
   uint64_t extended_bytes = 0;  // zeros added because the file was shorter than its header says
+  // The released-prefix hint as found, clamped to [first_seq - 1, last_seq]: live records
+  // above it were held (AppendHeld) and not yet released when the writer stopped; their
+  // changes may or may not have been made on the source.
+  uint64_t released_hint = 0;
 };
 
 struct JournalStats {
@@ -83,6 +88,7 @@ struct JournalStats {
   uint64_t tail_seq = 0;           // oldest live record (or the next seq, when empty)
   uint64_t last_assigned_seq = 0;  // highest seq handed out (tail_seq - 1 when none yet)
   uint64_t committed_seq = 0;      // every record <= this one is completely written
+  uint64_t released_seq = 0;       // every record <= this one is visible to readers
   uint64_t waiting_appenders = 0;  // Appends blocked on a full ring
   int64_t full_since_ns = 0;       // CLOCK_REALTIME when the oldest of them started; 0 if none
   std::string full_reason;         // "journal full: N of M bytes used; ..." while blocked
@@ -91,7 +97,14 @@ struct JournalStats {
 
 class Journal;
 
-// Reads committed records in seq order, starting at a live seq, up to the committed
+// A record appended with AppendHeld: completely in the journal (a crash keeps it), but
+// not visible to readers or to Free until Release or VoidAndRelease.
+struct HeldRecord {
+  uint64_t seq = 0;
+  uint64_t offset = 0;  // file offset of the record
+};
+
+// Reads released records in seq order, starting at a live seq, up to the released
 // seq at creation or at the last Refresh(). There is no full index: the journal keeps
 // one record start per 64 KiB of ring in memory, and ReadFrom walks record headers from
 // the nearest one before the start, so starting costs at most 64 KiB worth of header
@@ -108,7 +121,7 @@ class JournalCursor {
   // true: moved to the next record. false: reached the limit. An error: the record at
   // the position does not decode (damage, or freed and reused under the cursor).
   Result<bool> Next();
-  void Refresh();  // moves the limit to the journal's committed seq now
+  void Refresh();  // moves the limit to the journal's released seq now
 
   // The record Next() moved to; only after Next() returned true.
   uint64_t seq() const { return walker_.record().meta.seq; }
@@ -119,6 +132,13 @@ class JournalCursor {
 
  private:
   friend class Journal;
+
+// A record appended with AppendHeld: completely in the journal (a crash keeps it), but
+// not visible to readers or to Free until Release or VoidAndRelease.
+struct HeldRecord {
+  uint64_t seq = 0;
+  uint64_t offset = 0;  // file offset of the record
+};
   JournalCursor(const Journal* journal, RingWalker walker, uint64_t limit)
       : journal_(journal), walker_(std::move(walker)), limit_(limit) {}
 
@@ -161,10 +181,24 @@ class Journal {
   // Builds `op` into a thread_local EncodedRecord, then as above.
   Result<uint64_t> Append(const Op& op);
 
+  // Write-ahead appends, for a writer that journals a change before making it (mirrorfs):
+  // AppendHeld is Append, except that the record stays invisible to readers (and cannot
+  // be freed) until the writer, having tried the change, calls Release (it was made) or
+  // VoidAndRelease (it failed: the record becomes a VoidOp, a no-op that keeps its seq).
+  // Readers see the contiguous prefix of released records; plain Appends count as
+  // released once committed. Each held record must be released exactly once, by its
+  // writer. Voiding is one aligned 4-byte store (the CRC inverted), so no crash tears it.
+  // Release stores the released-prefix hint (docs/formats.md) before it returns, so a
+  // writer that releases inside its own ordering section leaves, at any crash, exactly
+  // its in-flight records above the hint.
+  Result<HeldRecord> AppendHeld(EncodedRecord& rec);
+  Status Release(const HeldRecord& held);
+  Status VoidAndRelease(const HeldRecord& held);
+
   // Makes every record committed so far durable.
   Status Sync();
 
-  // Frees every record <= through_seq (which must be <= the committed seq; a seq below
+  // Frees every record <= through_seq (which must be <= the released seq; a seq below
   // the tail is a no-op). The header is rewritten and synced before the space is reused.
   // Cost: one header write and sync, plus a walk over at most 64 KiB of record headers.
   Status Free(uint64_t through_seq);
@@ -172,12 +206,13 @@ class Journal {
   // Wakes every Append waiting for space with Aborted; later Appends fail the same way.
   void Shutdown();
 
-  // A cursor at `seq`, which must be live (tail_seq <= seq <= committed seq) or the next
-  // seq to commit (an empty cursor to Refresh() later); NotFound otherwise.
+  // A cursor at `seq`, which must be live (tail_seq <= seq <= released seq) or the next
+  // seq to release (an empty cursor to Refresh() later); NotFound otherwise.
   Result<JournalCursor> ReadFrom(uint64_t seq) const;
 
   JournalStats stats() const;
   uint64_t committed_seq() const;
+  uint64_t released_seq() const;
   const JournalIdentity& identity() const { return identity_; }
   const JournalRecovery& recovery() const { return recovery_; }
   const std::string& path() const { return medium_->name(); }
@@ -212,9 +247,13 @@ class Journal {
   uint64_t UsedLocked() const;
   uint64_t ConsumedLocked(uint64_t aligned) const;
   Status WaitForSpaceLocked(std::unique_lock<std::mutex>& lock, uint64_t aligned);
-  Reservation ReserveLocked(uint64_t aligned);
+  Reservation ReserveLocked(uint64_t aligned, bool held);
+  Result<Reservation> AppendRecord(EncodedRecord& rec, bool held);
+  Status CheckAppendable(const EncodedRecord& rec) const;
   Status CopyIn(const EncodedRecord& rec, const Reservation& r);
   Result<uint64_t> Publish(const Reservation& r, const Status& copied);
+  bool AdvanceReleasedLocked();
+  void StoreReleasedHint();
   void SetStickyLocked(const Status& cause, std::string_view what);
   Status SyncRange(uint64_t end_offset, uint64_t bytes);
   Status WriteHeader(JournalHeader header);
@@ -251,6 +290,11 @@ class Journal {
   std::deque<IndexEntry> index_;    // increasing seqs, all >= tail_seq_; guarded by mu_
   uint64_t bytes_since_index_ = 0;  // guarded by mu_
   uint64_t commit_sleepers_ = 0;    // Appends asleep on commit_cv_; guarded by mu_
+  uint64_t released_seq_ = 0;  // guarded by mu_
+  // Seqs released_seq_+1 .. next_seq_-1: true once released. Guarded by mu_.
+  std::deque<bool> released_flags_;
+  std::mutex hint_mu_;        // serializes hint stores; taken without mu_
+  uint64_t hint_stored_ = 0;  // the last released seq stored as the hint; guarded by hint_mu_
   uint64_t space_waiters_ = 0;      // guarded by mu_
   uint64_t next_ticket_ = 0;        // FIFO order of space waiters; guarded by mu_
   uint64_t serving_ticket_ = 0;     // guarded by mu_

@@ -38,6 +38,11 @@ inline constexpr uint64_t kJournalMinFileBytes = 1u << 20;
 
 inline constexpr uint32_t kJournalSlotSize = 512;
 inline constexpr uint64_t kJournalSlotOffsets[2] = {0, 512};
+// The released-prefix hint: a u64 at this file offset, outside both slots and outside
+// any CRC. It is the highest seq below which every record was released (its change done
+// on the source), updated by an 8-byte store per release. After a kill -9 it tells which
+// records were still in flight; it is only a hint: recovery clamps it to the live range.
+inline constexpr uint64_t kJournalReleasedHintOffset = 1024;
 static_assert(kJournalSlotOffsets[1] + kJournalSlotSize <= kJournalDataStart);
 
 // Slot field offsets.

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <filesystem>
 
+#include "common/endian.h"
 #include "common/journal_format.h"
 
 namespace mirror::common {
@@ -92,7 +93,7 @@ Journal::Journal(std::unique_ptr<JournalMedium> medium, JournalHeader header, in
   // An empty ring at the header's tail; Recover() moves the head past live records.
   head_ = committed_end_ = tail_offset_ = header_.tail_offset;
   tail_seq_ = next_seq_ = header_.tail_seq;
-  committed_seq_ = tail_seq_ - 1;
+  committed_seq_ = released_seq_ = tail_seq_ - 1;
   committed_published_.store(committed_seq_);
   recovery_.first_seq = tail_seq_;
   recovery_.last_seq = committed_seq_;
@@ -216,6 +217,11 @@ Status Journal::Recover() {
   recovery_.last_seq = walker.next_seq() - 1;
   recovery_.stop_offset = walker.offset();
   recovery_.stop_reason = walker.stop_reason();
+  std::string hint_scratch;
+  MIRROR_ASSIGN_OR_RETURN(std::string_view hint_bytes,
+                          medium_->Read(kJournalReleasedHintOffset, 8, &hint_scratch));
+  recovery_.released_hint = std::clamp(LoadLE<uint64_t>(hint_bytes.data()),
+                                       recovery_.first_seq - 1, recovery_.last_seq);
   MIRROR_ASSIGN_OR_RETURN(
       std::vector<uint64_t> strays,
       FindStrayRecords(*medium_, geo_, identity_.epoch, limits_, walker.offset(),
@@ -232,7 +238,9 @@ Status Journal::Recover() {
   bytes_since_index_ = since_index;
   head_ = committed_end_ = walker.offset();
   next_seq_ = walker.next_seq();
-  committed_seq_ = next_seq_ - 1;
+  // Recovered records count as released: the writer deals with those above the hint
+  // (recovery().released_hint) before it appends anything new.
+  committed_seq_ = released_seq_ = next_seq_ - 1;
   committed_published_.store(committed_seq_);
   return {};
 }

@@ -129,6 +129,10 @@ class Encoder {
     AppendLE(head_, static_cast<uint32_t>(b.size()));
     bulk_ = b;
   }
+  // The rest of the payload, uninterpreted and without a length (a void's payload).
+  void Opaque(std::string_view b, const char*) {
+    if (Ok()) bulk_ = b;
+  }
 
   bool Ok() const { return status_.ok(); }
   Status status() const { return status_; }
@@ -179,6 +183,11 @@ class Decoder {
     if (Bytes(n, kMaxXattrNameBytes, name)) Check(FieldRules::XattrName(n), name);
   }
   void Bulk(std::string_view& b, const char* name, uint32_t max) { Bytes(b, max, name); }
+  void Opaque(std::string_view& b, const char*) {
+    if (!status_.ok()) return;
+    b = in_.substr(pos_);
+    pos_ = in_.size();
+  }
 
   Status Finish() const {
     if (!status_.ok()) return status_;
@@ -239,10 +248,11 @@ constexpr std::array<Op (*)(), sizeof...(I)> OpFactories(std::index_sequence<I..
   return {+[]() -> Op { return Op(std::in_place_index<I>); }...};
 }
 
-// A default op of the given (known) type. Op's alternatives are in RecordType order,
-// starting at kWrite == 1.
+// A default op of the given stored type (1..kMaxRecordType). Op's alternatives are in
+// RecordType order, starting at kWrite == 1; VoidOp, never stored, comes last.
 Op MakeOp(RecordType type) {
-  static_assert(std::variant_size_v<Op> == kMaxRecordType);
+  static_assert(std::variant_size_v<Op> == kMaxRecordType + 1);
+  static_assert(std::variant_alternative_t<kMaxRecordType, Op>::kType == RecordType::kVoid);
   static_assert(std::variant_alternative_t<0, Op>::kType == RecordType::kWrite);
   static_assert(std::variant_alternative_t<kMaxRecordType - 1, Op>::kType == RecordType::kCheckpoint);
   static constexpr auto kFactories = OpFactories(std::make_index_sequence<kMaxRecordType>{});
@@ -261,6 +271,7 @@ std::string_view RecordTypeName(RecordType type) {
       "invalid", "write", "truncate", "fallocate", "create", "mknod", "mkdir",
       "symlink", "link", "unlink", "rmdir", "rename", "chmod", "chown",
       "utimens", "setxattr", "removexattr", "checkpoint"};
+  if (type == RecordType::kVoid) return "void";
   auto i = static_cast<size_t>(type);
   return i < kNames.size() ? kNames[i] : "unknown";
 }
@@ -294,7 +305,9 @@ Status EncodedRecord::Build(const Op& op) {
     return Status::InvalidArgument("record of " + std::to_string(size()) + " bytes is too large");
   }
   StoreLE(head_.data() + 0, static_cast<uint32_t>(size()));
-  StoreLE(head_.data() + 8, static_cast<uint16_t>(TypeOf(op)));
+  const auto* void_op = std::get_if<VoidOp>(&op);
+  voided_ = void_op != nullptr;
+  StoreLE(head_.data() + 8, static_cast<uint16_t>(voided_ ? void_op->original : TypeOf(op)));
   return {};
 }
 
@@ -305,7 +318,8 @@ void EncodedRecord::Seal(const RecordMeta& meta) {
   StoreLE(head_.data() + 32, meta.timestamp_ns);
   uint32_t crc = crc32c::Value(head_.data() + kRecordCrcStart, head_.size() - kRecordCrcStart);
   crc = crc32c::Extend(crc, bulk_.data(), bulk_.size());
-  StoreLE(head_.data() + kRecordCrcOffset, crc32c::Mask(crc));
+  uint32_t stored = crc32c::Mask(crc);
+  StoreLE(head_.data() + kRecordCrcOffset, voided_ ? VoidedCrc(stored) : stored);
 }
 
 void EncodedRecord::CopyTo(char* out) const {
@@ -373,11 +387,15 @@ Result<Record> DecodeRecord(std::string_view bytes, const DecodeLimits& limits) 
                               " runs past the end of the buffer (" +
                               std::to_string(bytes.size()) + " bytes)");
   }
-  uint32_t actual = crc32c::Value(bytes.data() + kRecordCrcStart, h.length - kRecordCrcStart);
-  uint32_t expected = crc32c::Unmask(h.masked_crc);
-  if (actual != expected) {
+  const uint32_t actual = crc32c::Value(bytes.data() + kRecordCrcStart, h.length - kRecordCrcStart);
+  const uint32_t masked = crc32c::Mask(actual);
+  if (h.masked_crc == VoidedCrc(masked)) {
+    return Record{h.meta, VoidOp{h.type, bytes.substr(kRecordHeaderSize, h.length - kRecordHeaderSize)}};
+  }
+  if (h.masked_crc != masked) {
     return Status::Corruption(Describe(h) + ": CRC mismatch at byte 4 (stored " +
-                              std::to_string(expected) + ", computed " + std::to_string(actual) + ")");
+                              std::to_string(crc32c::Unmask(h.masked_crc)) + ", computed " +
+                              std::to_string(actual) + ")");
   }
   Record rec{h.meta, MakeOp(h.type)};
   Decoder dec(bytes.substr(kRecordHeaderSize, h.length - kRecordHeaderSize));

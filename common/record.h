@@ -59,6 +59,8 @@ enum class RecordType : uint16_t {
   kSetxattr = 15,
   kRemovexattr = 16,
   kCheckpoint = 17,  // a consistency point marker; applies as a no-op
+  // Never stored in a header: the type a voided record decodes to (see VoidOp).
+  kVoid = 0x8000,
 };
 inline constexpr uint16_t kMaxRecordType = 17;
 
@@ -240,10 +242,22 @@ struct CheckpointOp {
   static constexpr RecordType kType = RecordType::kCheckpoint;
   template <class V> void Visit(V&) {}
 };
+// A voided record: one that was journaled before its change was tried on the source, and
+// whose change then failed there. It keeps its place (seq, length) and applies as a
+// no-op. On disk it is the original record with its stored CRC inverted
+// (~Mask(crc)), so that voiding is a single aligned 4-byte store that no crash can tear.
+// Its payload is not interpreted.
+struct VoidOp {
+  static constexpr RecordType kType = RecordType::kVoid;
+  RecordType original = RecordType::kCheckpoint;  // the header's type, kept as it was
+  std::string_view payload;
+  template <class V> void Visit(V& v) { v.Opaque(payload, "payload"); }
+};
 
+// Alternatives 0..16 are the stored types 1..17, in order; VoidOp comes last.
 using Op = std::variant<WriteOp, TruncateOp, FallocateOp, CreateOp, MknodOp, MkdirOp, SymlinkOp,
                         LinkOp, UnlinkOp, RmdirOp, RenameOp, ChmodOp, ChownOp, UtimensOp,
-                        SetxattrOp, RemovexattrOp, CheckpointOp>;
+                        SetxattrOp, RemovexattrOp, CheckpointOp, VoidOp>;
 
 RecordType TypeOf(const Op& op);
 
@@ -293,7 +307,11 @@ class EncodedRecord {
  private:
   std::string head_;
   std::string_view bulk_;
+  bool voided_ = false;  // built from a VoidOp: Seal stores the inverted CRC
 };
+
+// The stored CRC of a voided record whose real CRC is `crc`.
+inline constexpr uint32_t VoidedCrc(uint32_t masked_crc) { return ~masked_crc; }
 
 // One call for tests and tools: the whole record as a string.
 Result<std::string> EncodeRecord(const RecordMeta& meta, const Op& op);
@@ -309,7 +327,8 @@ struct DecodeLimits {
 Result<RecordHeader> DecodeHeader(std::string_view bytes, const DecodeLimits& limits = {});
 
 // Decodes and validates the record at the start of `bytes`: header, CRC, every
-// field. `bytes` may extend past the record; header.length says where it ends.
+// field. `bytes` may extend past the record; header.length says where it ends. A
+// record whose stored CRC is VoidedCrc(the right one) decodes as a VoidOp.
 Result<Record> DecodeRecord(std::string_view bytes, const DecodeLimits& limits = {});
 
 // True when the 4 bytes at `bytes` (or fewer, at the end) are zero: preallocated,

@@ -33,6 +33,7 @@ inline std::vector<common::Op> SampleOpsOfEveryType() {
       SetxattrOp{"dir/file", "user.comment", std::string_view("va\0lue", 6)},
       RemovexattrOp{".", "trusted.x"},
       CheckpointOp{},
+      VoidOp{RecordType::kUnlink, "opaque, never interpreted"},
   };
 }
 
