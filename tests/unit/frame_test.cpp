@@ -1,0 +1,363 @@
+#include "common/frame.h"
+
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/crc32c.h"
+#include "common/endian.h"
+#include "common/record.h"
+#include "record_samples.h"
+
+using namespace mirror::common;
+
+namespace {
+
+// The records of every sample op, back to back, seqs 100, 101, ...
+const std::string& SampleRecordBytes() {
+  static const std::string bytes = [] {
+    std::string out;
+    uint64_t seq = 100;
+    for (const Op& op : mirror::test::SampleOpsOfEveryType()) {
+      Result<std::string> rec = EncodeRecord(RecordMeta{seq++, 7, 1700000000123456789}, op);
+      REQUIRE(rec.ok());
+      out += *rec;
+    }
+    return out;
+  }();
+  return bytes;
+}
+const uint32_t kSampleRecordCount =
+    static_cast<uint32_t>(mirror::test::SampleOpsOfEveryType().size());
+
+Nonce Filled(uint8_t first) {
+  Nonce n{};
+  for (size_t i = 0; i < n.size(); ++i) n[i] = static_cast<uint8_t>(first + i);
+  return n;
+}
+
+std::vector<Message> SampleMessagesOfEveryType() {
+  return {
+      HelloMsg{1, "host-a", "vol-1", 42, Filled(1)},
+      ChallengeMsg{Filled(50)},
+      AuthMsg{Filled(99)},
+      WelcomeMsg{Filled(7), 1001, 1000, 990, 41},
+      RecordsMsg{100, kSampleRecordCount, SampleRecordBytes()},
+      AckMsg{1005, 1001},
+      SyncMsg{1005},
+      SyncDoneMsg{1005},
+      ErrorMsg{WireError::kStaleEpoch, "fenced: promoted at epoch 5"},
+      PingMsg{0x0123456789abcdefull},
+      PongMsg{0xfedcba9876543210ull},
+  };
+}
+
+std::string Encode(const Message& msg) {
+  Result<std::string> bytes = EncodeFrame(msg);
+  REQUIRE_MESSAGE(bytes.ok(), bytes.status().ToString());
+  return *bytes;
+}
+
+// A frame built by hand from the documented layout (independent of EncodedFrame),
+// with a correct CRC over whatever payload is given.
+std::string HandFrame(uint16_t type, std::string_view payload, uint16_t flags = 0,
+                      uint64_t reserved = 0) {
+  std::string f = "MFS1";
+  AppendLE(f, static_cast<uint32_t>(payload.size()));
+  AppendLE(f, uint32_t{0});
+  AppendLE(f, type);
+  AppendLE(f, flags);
+  AppendLE(f, reserved);
+  f.append(payload);
+  StoreLE(f.data() + 8, crc32c::Mask(crc32c::Value(f.data() + 12, f.size() - 12)));
+  return f;
+}
+
+std::string ErrorText(std::string_view bytes, WireError* refusal = nullptr) {
+  Result<Message> r = DecodeFrame(bytes, {}, refusal);
+  REQUIRE_FALSE(r.ok());
+  return r.status().message();
+}
+
+}  // namespace
+
+TEST_CASE("EveryTypeRoundTrips") {
+  for (const Message& msg : SampleMessagesOfEveryType()) {
+    CAPTURE(FrameTypeName(MessageType(msg)));
+    const std::string bytes = Encode(msg);
+    Result<Message> back = DecodeFrame(bytes);
+    REQUIRE_MESSAGE(back.ok(), back.status().ToString());
+    CHECK(*back == msg);
+  }
+}
+
+TEST_CASE("HeaderLayoutMatchesTheSpec") {
+  const std::string bytes = Encode(PingMsg{5});
+  REQUIRE(bytes.size() == kFrameHeaderSize + 8);
+  CHECK(bytes.substr(0, 4) == "MFS1");
+  CHECK(LoadLE<uint32_t>(bytes.data() + 4) == 8);
+  CHECK(LoadLE<uint16_t>(bytes.data() + 12) == static_cast<uint16_t>(FrameType::kPing));
+  CHECK(LoadLE<uint16_t>(bytes.data() + 14) == 0);
+  CHECK(LoadLE<uint64_t>(bytes.data() + 16) == 0);
+  CHECK(LoadLE<uint64_t>(bytes.data() + 24) == 5);
+  CHECK(bytes == HandFrame(static_cast<uint16_t>(FrameType::kPing), bytes.substr(24)));
+}
+
+TEST_CASE("EveryTruncationOfEveryFrameIsAnError") {
+  for (const Message& msg : SampleMessagesOfEveryType()) {
+    CAPTURE(FrameTypeName(MessageType(msg)));
+    const std::string bytes = Encode(msg);
+    // Cut off on the stream: the header or the length no longer match.
+    for (size_t n = 0; n < bytes.size(); ++n) {
+      CAPTURE(n);
+      CHECK_FALSE(DecodeFrame(std::string_view(bytes).substr(0, n)).ok());
+    }
+    // A sender that framed a short payload correctly: the field decoders must refuse it.
+    const std::string_view payload = std::string_view(bytes).substr(kFrameHeaderSize);
+    const auto type = static_cast<uint16_t>(MessageType(msg));
+    for (size_t n = 0; n < payload.size(); ++n) {
+      CAPTURE(n);
+      CHECK_FALSE(DecodeFrame(HandFrame(type, payload.substr(0, n))).ok());
+    }
+  }
+}
+
+TEST_CASE("RandomByteFlipsAreRefusedAndNeverCrash") {
+  std::mt19937_64 rng(20261125);
+  for (const Message& msg : SampleMessagesOfEveryType()) {
+    CAPTURE(FrameTypeName(MessageType(msg)));
+    const std::string bytes = Encode(msg);
+    for (int trial = 0; trial < 300; ++trial) {
+      std::string bad = bytes;
+      const int flips = 1 + static_cast<int>(rng() % 3);
+      for (int i = 0; i < flips; ++i) bad[rng() % bad.size()] ^= static_cast<char>(1 + rng() % 255);
+      CHECK_FALSE(DecodeFrame(bad).ok());
+      // The same damage under a recomputed CRC reaches the field decoders: they may
+      // accept (a flipped seq is still a seq) but must not read out of bounds.
+      if (DecodeFrameHeader(bad).ok()) {
+        const std::string_view payload = std::string_view(bad).substr(kFrameHeaderSize);
+        (void)DecodeFrame(HandFrame(LoadLE<uint16_t>(bad.data() + 12), payload));
+      }
+    }
+  }
+}
+
+TEST_CASE("OversizedLengthIsRefusedFromTheHeaderAlone") {
+  std::string header = HandFrame(static_cast<uint16_t>(FrameType::kRecords), "");
+  StoreLE(header.data() + 4, uint32_t{1025});
+  WireError refusal{};
+  Result<FrameHeader> h = DecodeFrameHeader(header, FrameLimits{1024}, &refusal);  // 24 bytes only
+  REQUIRE_FALSE(h.ok());
+  CHECK(refusal == WireError::kOversized);
+  CHECK(h.status().message().find("length 1025 at byte 4") != std::string::npos);
+  CHECK(h.status().message().find("1024") != std::string::npos);
+  StoreLE(header.data() + 4, uint32_t{1024});
+  Result<FrameHeader> at_limit = DecodeFrameHeader(header, FrameLimits{1024});
+  REQUIRE(at_limit.ok());
+  CHECK(at_limit->length == 1024);
+  StoreLE(header.data() + 4, UINT32_MAX);
+  CHECK_FALSE(DecodeFrameHeader(header).ok());  // the default limit, too
+}
+
+TEST_CASE("WrongMagicIsRefused") {
+  std::string bytes = Encode(PingMsg{1});
+  bytes[3] = '2';  // a future format version
+  WireError refusal{};
+  const std::string text = ErrorText(bytes, &refusal);
+  CHECK(refusal == WireError::kProtocol);
+  CHECK(text.find("bad magic 0x4d465332 at byte 0") != std::string::npos);
+}
+
+TEST_CASE("HeaderFieldsAreChecked") {
+  WireError refusal{};
+  CHECK(ErrorText(HandFrame(0, ""), &refusal).find("unknown type 0 at byte 12") !=
+        std::string::npos);
+  CHECK(refusal == WireError::kUnknownType);
+  CHECK(ErrorText(HandFrame(kMaxFrameType + 1, ""), &refusal).find("unknown type 12") !=
+        std::string::npos);
+  CHECK(ErrorText(HandFrame(10, std::string(8, 'x'), 1), &refusal).find("flags 1 at byte 14") !=
+        std::string::npos);
+  CHECK(refusal == WireError::kProtocol);
+  CHECK(ErrorText(HandFrame(10, std::string(8, 'x'), 0, 1 << 20)).find("reserved at byte 16") !=
+        std::string::npos);
+  CHECK(ErrorText("MFS1").find("only 4 bytes") != std::string::npos);
+}
+
+TEST_CASE("BadCrcIsRefusedWithItsRange") {
+  std::string bytes = Encode(AckMsg{3, 2});
+  bytes.back() ^= 0x40;
+  WireError refusal{};
+  const std::string text = ErrorText(bytes, &refusal);
+  CHECK(refusal == WireError::kBadCrc);
+  CHECK(text.find("ack frame: CRC mismatch over bytes [12, 40)") != std::string::npos);
+  // The CRC covers the type: a frame relabelled as another type of the same size fails.
+  std::string relabelled = Encode(PingMsg{9});
+  StoreLE(relabelled.data() + 12, static_cast<uint16_t>(FrameType::kPong));
+  CHECK(ErrorText(relabelled).find("CRC mismatch") != std::string::npos);
+}
+
+TEST_CASE("RecordsThatDoNotTileThePayloadAreRefused") {
+  const std::string& recs = SampleRecordBytes();
+  const uint32_t first_len = LoadLE<uint32_t>(recs.data());
+  auto records_frame = [](uint32_t count, std::string_view body) {
+    std::string payload;
+    AppendLE(payload, uint64_t{100});
+    AppendLE(payload, count);
+    payload.append(body);
+    return HandFrame(static_cast<uint16_t>(FrameType::kRecords), payload);
+  };
+  // Records start at frame byte 36 (24 header + first_seq 8 + count 4).
+  const std::string n = std::to_string(kSampleRecordCount);
+  CHECK(ErrorText(records_frame(kSampleRecordCount + 1, recs))
+            .find("field 'records' at byte 36: the header's count is " +
+                  std::to_string(kSampleRecordCount + 1) + " but the payload holds " + n +
+                  " records") != std::string::npos);
+  CHECK(ErrorText(records_frame(kSampleRecordCount - 1, recs))
+            .find("count is " + std::to_string(kSampleRecordCount - 1) + " but") !=
+        std::string::npos);
+  CHECK(ErrorText(records_frame(0, "")).find("count is 0") != std::string::npos);
+  CHECK(ErrorText(records_frame(kSampleRecordCount, recs + std::string(10, '\0')))
+            .find("10 bytes left, less than a record header") != std::string::npos);
+  // The second record cut short: its length runs past the end.
+  const std::string cut = recs.substr(0, first_len + 50);
+  CHECK(ErrorText(records_frame(2, cut))
+            .find("record 1 at byte " + std::to_string(36 + first_len) + ": length") !=
+        std::string::npos);
+  std::string tiny = recs.substr(0, first_len);
+  StoreLE(tiny.data(), uint32_t{12});
+  CHECK(ErrorText(records_frame(1, tiny))
+            .find("record 0 at byte 36: length 12 is less than a record header") !=
+        std::string::npos);
+  // Exactly tiled: accepted, and the view points into the frame.
+  const std::string ok = records_frame(1, recs.substr(0, first_len));
+  Result<Message> m = DecodeFrame(ok);
+  REQUIRE(m.ok());
+  const auto& rm = std::get<RecordsMsg>(*m);
+  CHECK(rm.records.data() == ok.data() + 36);
+  CHECK(rm.records.size() == first_len);
+}
+
+TEST_CASE("RecordsBatchFromPiecesIsNotCopied") {
+  const std::string& recs = SampleRecordBytes();
+  const uint32_t first_len = LoadLE<uint32_t>(recs.data());
+  const std::string_view all(recs);
+  const std::string_view pieces[] = {all.substr(0, first_len), all.substr(first_len)};
+  EncodedFrame frame;
+  REQUIRE(frame.BuildRecords(100, pieces).ok());
+  REQUIRE(frame.bulk().size() == 2);
+  CHECK(frame.bulk()[0].data() == recs.data());
+  CHECK(frame.bulk()[1].data() == recs.data() + first_len);
+  CHECK(frame.head().size() == kFrameHeaderSize + 12);
+  CHECK(frame.size() == kFrameHeaderSize + 12 + recs.size());
+  CHECK(frame.ToBytes() == Encode(RecordsMsg{100, kSampleRecordCount, recs}));
+  // A piece that is not whole records is refused, naming the piece.
+  const std::string_view broken[] = {all.substr(0, first_len - 1)};
+  Status s = frame.BuildRecords(100, broken);
+  CHECK_FALSE(s.ok());
+  CHECK(s.message().find("piece 0") != std::string::npos);
+  CHECK_FALSE(frame.BuildRecords(100, {}).ok());
+}
+
+TEST_CASE("FieldErrorsNameTheFieldAndOffset") {
+  std::string payload;
+  AppendLE(payload, uint32_t{1});
+  AppendLE(payload, uint32_t{200});  // source_id's length, at frame byte 28
+  payload.append(200, 'a');
+  CHECK(ErrorText(HandFrame(1, payload))
+            .find("hello frame: field 'source_id' at byte 28: length 200 is more than 127") !=
+        std::string::npos);
+  std::string ping;
+  AppendLE(ping, uint64_t{1});
+  ping.push_back('x');
+  CHECK(ErrorText(HandFrame(10, ping)).find("1 trailing bytes at byte 32") != std::string::npos);
+  CHECK(ErrorText(HandFrame(6, "abc")).find("field 'received_seq' at byte 24: runs past the end") !=
+        std::string::npos);
+}
+
+TEST_CASE("IdsMustBeOneHarmlessPathComponent") {
+  for (const std::string& id : {std::string(""), std::string("."), std::string(".."),
+                                std::string("a/b"), std::string("x\0y", 3)}) {
+    CAPTURE(id);
+    HelloMsg hello{1, id, "vol", 1, Filled(0)};
+    CHECK_FALSE(EncodeFrame(hello).ok());
+    HelloMsg swapped{1, "src", id, 1, Filled(0)};
+    CHECK_FALSE(EncodeFrame(swapped).ok());
+  }
+  CHECK_FALSE(EncodeFrame(HelloMsg{1, std::string(128, 'a'), "vol", 1, Filled(0)}).ok());
+  CHECK(EncodeFrame(HelloMsg{1, std::string(127, 'a'), "vol", 1, Filled(0)}).ok());
+  // A decoder meets them even from a sender that skipped the check.
+  std::string payload;
+  AppendLE(payload, uint32_t{1});
+  AppendLE(payload, uint32_t{2});
+  payload += "..";
+  CHECK(ErrorText(HandFrame(1, payload)).find("field 'source_id' at byte 28: is '.' or '..'") !=
+        std::string::npos);
+}
+
+TEST_CASE("ErrorMessagesAreBounded") {
+  const std::string long_text(5000, 'e');
+  Result<Message> back = DecodeFrame(Encode(ErrorMsg{WireError::kInternal, long_text}));
+  REQUIRE(back.ok());
+  CHECK(std::get<ErrorMsg>(*back).message == long_text.substr(0, kMaxErrorMessageBytes));
+  std::string payload;
+  AppendLE(payload, uint32_t{11});
+  AppendLE(payload, uint32_t{kMaxErrorMessageBytes + 1});
+  payload.append(kMaxErrorMessageBytes + 1, 'e');
+  CHECK(ErrorText(HandFrame(9, payload)).find("field 'message' at byte 28: length 4097") !=
+        std::string::npos);
+  // An unknown code from a newer peer still decodes, and names itself "unknown".
+  std::string future;
+  AppendLE(future, uint32_t{77});
+  AppendLE(future, uint32_t{0});
+  Result<Message> f = DecodeFrame(HandFrame(9, future));
+  REQUIRE(f.ok());
+  CHECK(WireErrorName(std::get<ErrorMsg>(*f).code) == "unknown");
+}
+
+TEST_CASE("NamesAreStable") {
+  CHECK(WireErrorName(WireError::kWrongSecret) == "wrong-secret");
+  CHECK(WireErrorName(WireError::kUnknownSource) == "unknown-source");
+  CHECK(WireErrorName(WireError::kStaleEpoch) == "stale-epoch");
+  CHECK(WireErrorName(WireError::kSequenceGap) == "sequence-gap");
+  CHECK(WireErrorName(WireError::kBadCrc) == "bad-crc");
+  CHECK(WireErrorName(WireError::kOversized) == "oversized");
+  CHECK(WireErrorName(WireError::kUnknownType) == "unknown-type");
+  CHECK(WireErrorName(WireError::kEscape) == "escape");
+  CHECK(WireErrorName(WireError::kDeviceRefused) == "device-refused");
+  CHECK(WireErrorName(WireError::kProtocol) == "protocol");
+  CHECK(WireErrorName(WireError::kInternal) == "internal");
+  CHECK(WireErrorName(WireError::kShuttingDown) == "shutting-down");
+  CHECK(static_cast<uint32_t>(WireError::kShuttingDown) == kMaxWireError);
+  CHECK(FrameTypeName(FrameType::kHello) == "hello");
+  CHECK(FrameTypeName(FrameType::kSyncDone) == "sync_done");
+  CHECK(FrameTypeName(FrameType::kPong) == "pong");
+  CHECK(FrameTypeName(static_cast<FrameType>(99)) == "unknown");
+}
+
+TEST_CASE("StreamingReaderDecodesHeaderThenPayload") {
+  std::string stream;
+  for (const Message& msg : SampleMessagesOfEveryType()) stream += Encode(msg);
+  std::string_view rest(stream);
+  size_t n = 0;
+  for (const Message& want : SampleMessagesOfEveryType()) {
+    Result<FrameHeader> h = DecodeFrameHeader(rest.substr(0, kFrameHeaderSize));
+    REQUIRE(h.ok());
+    CHECK(h->type == MessageType(want));
+    const std::string_view payload = rest.substr(kFrameHeaderSize, h->length);
+    REQUIRE(CheckFramePayload(*h, payload).ok());
+    Result<Message> got = DecodeMessage(h->type, payload);
+    REQUIRE(got.ok());
+    CHECK(*got == want);
+    rest.remove_prefix(kFrameHeaderSize + h->length);
+    ++n;
+  }
+  CHECK(rest.empty());
+  CHECK(n == 11);
+  // A payload of the wrong size is the caller's mistake, said as such.
+  Result<FrameHeader> h = DecodeFrameHeader(stream);
+  REQUIRE(h.ok());
+  CHECK(CheckFramePayload(*h, "").code() == Code::kInvalidArgument);
+}
