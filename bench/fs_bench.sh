@@ -1,0 +1,428 @@
+#!/usr/bin/env bash
+# Filesystem benchmark of mirrorfs (issue 3): the same workloads, in one invocation, against
+#   plain           a directory on the scratch filesystem,
+#   passthrough_ll  libfuse's example (<build>/bench/baselines/passthrough_ll), the baseline,
+#   mirrorfs        local-only (<build>/mirrorfs/mirrorfs; reported "not available" if it is
+#                   missing or does not mount),
+# and prints each figure's median and its ratio to passthrough_ll, with issue 3's targets
+# (mirrorfs >= 0.9x on sequential write and read, >= 0.8x on random writes and creates).
+#
+#   bench/fs_bench.sh [--build DIR] [--runs N] [--size SIZE] [--quick] [--json FILE]
+#
+# Workloads (fio with ioengine=psync, fallocate=none, JSON output; one file per job):
+#   seq-write        1 MiB blocks, SIZE bytes, final fsync (fio counts the fsync in the time)
+#   seq-read         1 MiB blocks of that file, after sync + drop_caches (or O_DIRECT if
+#                    caches cannot be dropped; the output says which)
+#   randwrite-4j     4 KiB random writes, 4 jobs, each on its own SIZE/4 file, time-based
+#   randwrite-fsync  4 KiB random writes with fsync after each, 1 job, time-based
+#   create, unlink   bench_createloop: create+write 4 KiB+close of N files in one directory,
+#                    then unlink them (N stays below the FUSE daemons' fd limit: the
+#                    passthrough daemons hold one fd per inode the kernel remembers)
+# Defaults: 3 runs, SIZE 1G, 5 s random-write phases, N=10000, sync before each workload:
+# about 4 minutes on a 2-core VM. --quick: 64M, 500 ms, N=1000, no sync between workloads.
+# Runs are interleaved (run 1 of every target, then run 2, ...) and the target order rotates
+# from run to run, so that drift on a shared machine does not favour one target.
+#
+# Both FUSE mounts run with their defaults: no writeback cache. All scratch space (plain dir,
+# backing dirs, mountpoints, mirrorfs journal) lives in one temp dir under ${TMPDIR:-/var/tmp},
+# so every target is on the same filesystem; it is removed at the end. Every mount is
+# unmounted and its daemon killed by PID on any exit (trap), Ctrl-C included.
+# Needs root (drop_caches, FUSE mounts), fio, python3 and fusermount3.
+set -euo pipefail
+
+readonly kMountWaitTenths=100 # a mount must appear within 10 s
+readonly kFuseNofile=262144  # fd limit asked for the FUSE daemons (see fuse_nofile)
+readonly kStopWaitTenths=50   # 5 s for a daemon to exit after its unmount, and after TERM
+
+script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo_dir=$(dirname "$script_dir")
+report="$script_dir/fs_bench_report.py"
+
+usage() {
+  cat <<EOF
+usage: bench/fs_bench.sh [--build DIR] [--runs N] [--size SIZE] [--quick] [--json FILE]
+  --build DIR   build tree with bench/baselines/passthrough_ll, bench/bench_createloop and
+                mirrorfs/mirrorfs (default: $repo_dir/build)
+  --runs N      runs per workload and target; figures are medians (default 3)
+  --size SIZE   sequential file size, fio syntax: 512M, 1G (default 1G; random-write files
+                are SIZE/4 each)
+  --quick       64M, 500 ms random-write phases, 1000 files: well under a minute
+  --json FILE   also write every run, median and ratio to FILE
+EOF
+}
+
+die_usage() {
+  echo "fs_bench: $*" >&2
+  usage >&2
+  exit 1
+}
+
+# ---- options ------------------------------------------------------------------------------
+build_dir="$repo_dir/build"
+runs=""
+size=""
+quick=0
+json_out=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --build) [[ $# -ge 2 ]] || die_usage "--build needs a directory"; build_dir=$2; shift 2 ;;
+    --runs) [[ $# -ge 2 ]] || die_usage "--runs needs a number"; runs=$2; shift 2 ;;
+    --size) [[ $# -ge 2 ]] || die_usage "--size needs a size"; size=$2; shift 2 ;;
+    --json) [[ $# -ge 2 ]] || die_usage "--json needs a file"; json_out=$2; shift 2 ;;
+    --quick) quick=1; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) die_usage "unknown argument '$1'" ;;
+  esac
+done
+
+if [[ $quick -eq 1 ]]; then
+  : "${runs:=3}" "${size:=64M}"
+  runtime=500ms  # each time-based random-write phase (fio time syntax)
+  files=1000     # files per create/unlink run
+  settle_sync=0  # no sync between workloads (drop_caches still syncs)
+else
+  : "${runs:=3}" "${size:=1G}"
+  runtime=5s
+  files=10000
+  settle_sync=1
+fi
+[[ $runs =~ ^[1-9][0-9]*$ ]] || die_usage "--runs must be a positive integer, got '$runs'"
+
+# SIZE in bytes (fio's suffixes are powers of two by default: K, M, G, T; optional "iB").
+size_bytes() {
+  local s=${1^^} mult=1
+  s=${s%IB}
+  s=${s%B}
+  case "$s" in
+    *K) mult=$((1 << 10)); s=${s%K} ;;
+    *M) mult=$((1 << 20)); s=${s%M} ;;
+    *G) mult=$((1 << 30)); s=${s%G} ;;
+    *T) mult=$((1 << 40)); s=${s%T} ;;
+  esac
+  [[ $s =~ ^[0-9]+$ ]] || return 1
+  echo $((s * mult))
+}
+seq_bytes=$(size_bytes "$size") || die_usage "--size: cannot parse '$size'"
+((seq_bytes >= 4 << 20)) || die_usage "--size must be at least 4M"
+rand_bytes=$((seq_bytes / 4 / 4096 * 4096))
+
+[[ -n $json_out && $json_out != /* ]] && json_out="$PWD/$json_out"
+[[ $build_dir != /* ]] && build_dir="$PWD/$build_dir"
+
+for tool in fio python3 fusermount3; do
+  command -v "$tool" >/dev/null || { echo "fs_bench: $tool is not installed" >&2; exit 1; }
+done
+[[ $(id -u) -eq 0 ]] || { echo "fs_bench: run as root (FUSE mounts, drop_caches)" >&2; exit 1; }
+
+passthrough_bin="$build_dir/bench/baselines/passthrough_ll"
+mirrorfs_bin="$build_dir/mirrorfs/mirrorfs"
+createloop_bin="$build_dir/bench/bench_createloop"
+
+# ---- scratch space and cleanup ------------------------------------------------------------
+scratch=$(mktemp -d "${TMPDIR:-/var/tmp}/mirrorfs-fsbench.XXXXXX")
+declare -A daemon_pid=() mountpoint_of=() state=() reason=() workdir=()
+cleaned=0
+
+is_mounted() {
+  awk -v m="$1" '$2 == m && $3 ~ /^fuse/ { found = 1 } END { exit !found }' /proc/self/mounts
+}
+
+# True once process $1 has exited, polling for up to $2 tenths of a second.
+wait_exit() {
+  local i
+  for ((i = 0; i < $2; i++)); do
+    kill -0 "$1" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  ! kill -0 "$1" 2>/dev/null
+}
+
+# Unmounts target $1's mount (fusermount3 -u, then umount -l) and ends its daemon by PID:
+# an unmounted daemon gets 5 s to exit by itself, then TERM, then KILL.
+stop_fuse() {
+  local name=$1 mnt=${mountpoint_of[$1]:-} pid=${daemon_pid[$1]:-} unmounted=0
+  if [[ -n $mnt ]] && is_mounted "$mnt"; then
+    if timeout 10 fusermount3 -u "$mnt" 2>/dev/null || timeout 10 umount -l "$mnt" 2>/dev/null; then
+      unmounted=1
+    else
+      echo "fs_bench: could not unmount $mnt" >&2
+    fi
+  fi
+  if [[ -n $pid ]]; then
+    if [[ $unmounted -eq 0 ]] || ! wait_exit "$pid" "$kStopWaitTenths"; then
+      kill -TERM "$pid" 2>/dev/null || true
+      wait_exit "$pid" "$kStopWaitTenths" || kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+  fi
+  unset 'daemon_pid[$name]'
+  return 0
+}
+
+# shellcheck disable=SC2317  # called through the trap
+cleanup() {
+  [[ $cleaned -eq 1 ]] && return
+  cleaned=1
+  set +e
+  local name
+  for name in "${!mountpoint_of[@]}"; do stop_fuse "$name"; done
+  # Never rm -rf through a mount that is still there.
+  if awk -v s="$scratch/" 'index($2, s) == 1 { found = 1 } END { exit !found }' /proc/self/mounts; then
+    echo "fs_bench: mounts remain under $scratch; left it in place" >&2
+  elif [[ $scratch == */mirrorfs-fsbench.* && -d $scratch ]]; then
+    rm -rf -- "$scratch"
+  fi
+}
+trap cleanup EXIT
+trap 'echo "fs_bench: interrupted" >&2; exit 130' INT
+trap 'echo "fs_bench: terminated" >&2; exit 143' TERM
+
+# ---- environment --------------------------------------------------------------------------
+# Seq read must not come from a warm page cache: drop caches if we can, else O_DIRECT for all.
+if sync && echo 3 >/proc/sys/vm/drop_caches 2>/dev/null; then
+  read_mode="drop_caches"
+  read_fio_opts=()
+  read_mode_text="seq read after sync + drop_caches (buffered)"
+else
+  read_mode="direct"
+  read_fio_opts=(--direct=1)
+  read_mode_text="seq read with O_DIRECT on every target (drop_caches not writable)"
+fi
+# The passthrough daemons hold an O_PATH fd per inode the kernel remembers, so N created files
+# need N fds: both FUSE daemons get the same raised RLIMIT_NOFILE (as high as we may raise it),
+# and the file count stays 1000 below it.
+fuse_nofile=$( (ulimit -n "$kFuseNofile" 2>/dev/null && ulimit -n) || ulimit -Hn)
+if [[ $fuse_nofile =~ ^[0-9]+$ ]] && ((files > fuse_nofile - 1000)); then
+  files=$((fuse_nofile - 1000))
+  ((files >= 100)) || { echo "fs_bench: RLIMIT_NOFILE $fuse_nofile is too low" >&2; exit 1; }
+fi
+setup_text="size=$size, random-write phases $runtime, $files files per create/unlink run;"
+if [[ $settle_sync -eq 1 ]]; then setup_text+=" sync before each workload;"; else setup_text+=" no sync between workloads;"; fi
+setup_text+=" $read_mode_text; FUSE mounts without writeback cache, daemons with"
+setup_text+=" RLIMIT_NOFILE=$fuse_nofile."
+
+scratch_fs=$(df -PT "$scratch" | awk 'NR == 2 { print $2 " on " $1 }')
+cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+echo "== mirrorfs filesystem benchmark ($(date -u '+%Y-%m-%d %H:%M:%S UTC')) =="
+echo "kernel:    $(uname -srm)"
+echo "cpus:      $(nproc) (${cpu_model:-unknown model}), memory $(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+echo "scratch:   $scratch ($scratch_fs)"
+echo "load:      $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min; this machine is shared)"
+echo "fio:       $(fio --version), libfuse $(pkg-config --modversion fuse3 2>/dev/null || echo '?')"
+echo "setup:     runs=$runs; $setup_text"
+
+meta="$scratch/meta.tsv"
+{
+  printf 'date\t%s\n' "$(date -u '+%Y-%m-%dT%H:%M:%SZ')"
+  printf 'kernel\t%s\n' "$(uname -r)"
+  printf 'cpus\t%s\n' "$(nproc)"
+  printf 'cpu_model\t%s\n' "$cpu_model"
+  printf 'scratch_fs\t%s\n' "$scratch_fs"
+  printf 'fio\t%s\n' "$(fio --version)"
+  printf 'loadavg_start\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+  printf 'fuse_nofile\t%s\n' "$fuse_nofile"
+  printf 'runs\t%s\n' "$runs"
+  printf 'size\t%s\n' "$size"
+  printf 'random_write_runtime\t%s\n' "$runtime"
+  printf 'files\t%s\n' "$files"
+  printf 'read_mode\t%s\n' "$read_mode"
+  printf 'writeback_cache\toff\n'
+  printf 'setup\t%s\n' "$setup_text"
+} >"$meta"
+
+# ---- targets ------------------------------------------------------------------------------
+targets_tsv="$scratch/targets.tsv"
+results="$scratch/results.tsv"
+: >"$results"
+
+set_target() { # name state reason
+  state[$1]=$2
+  reason[$1]=$3
+}
+
+# Starts a FUSE daemon in the foreground (-f) in the background, remembers its PID and
+# waits up to 10 s for the mount. Usage: start_fuse NAME MOUNTPOINT COMMAND...
+start_fuse() {
+  local name=$1 mnt=$2 pid rc i log="$scratch/$1.log"
+  shift 2
+  mkdir -p "$mnt"
+  # The subshell execs the daemon: $! is the daemon's PID.
+  (ulimit -n "$fuse_nofile" && exec "$@") >"$log" 2>&1 &
+  pid=$!
+  daemon_pid[$name]=$pid
+  mountpoint_of[$name]=$mnt # before it is known to be mounted: cleanup must see it anyway
+  for ((i = 0; i < kMountWaitTenths; i++)); do
+    if is_mounted "$mnt"; then
+      set_target "$name" ok ""
+      workdir[$name]=$mnt
+      return 0
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      rc=0
+      wait "$pid" || rc=$?
+      unset 'daemon_pid[$name]'
+      set_target "$name" failed "exited with status $rc: $(tail -n 1 "$log" 2>/dev/null)"
+      return 1
+    fi
+    sleep 0.1
+  done
+  set_target "$name" failed "mount did not appear within 10 s"
+  stop_fuse "$name"
+  return 1
+}
+
+mkdir -p "$scratch/plain"
+workdir[plain]="$scratch/plain"
+set_target plain ok ""
+
+mkdir -p "$scratch/passthrough_ll.backing"
+if [[ ! -x $passthrough_bin ]]; then
+  set_target passthrough_ll failed "$passthrough_bin not built"
+else
+  start_fuse passthrough_ll "$scratch/passthrough_ll.mnt" \
+    "$passthrough_bin" -f -o "source=$scratch/passthrough_ll.backing,no_writeback" \
+    "$scratch/passthrough_ll.mnt" || true
+fi
+
+mkdir -p "$scratch/mirrorfs.backing"
+if [[ ! -x $mirrorfs_bin ]]; then
+  set_target mirrorfs failed "$mirrorfs_bin not built"
+else
+  start_fuse mirrorfs "$scratch/mirrorfs.mnt" \
+    "$mirrorfs_bin" "$scratch/mirrorfs.backing" "$scratch/mirrorfs.mnt" -f \
+    -o "source_id=fsbench,journal=$scratch/mirrorfs.journal" || true
+fi
+
+for name in plain passthrough_ll mirrorfs; do
+  if [[ ${state[$name]} == ok ]]; then
+    echo "target:    $name at ${workdir[$name]}${daemon_pid[$name]:+ (pid ${daemon_pid[$name]})}"
+  else
+    echo "target:    $name: not available (${reason[$name]})"
+  fi
+done
+[[ -x $createloop_bin ]] ||
+  echo "note:      $createloop_bin not built (ninja -C $build_dir bench_createloop): no create/unlink figures"
+
+# ---- workloads ----------------------------------------------------------------------------
+# Records one figure (or NA and why) and prints it. Usage: record TARGET WORKLOAD RUN VALUE [REASON]
+record() {
+  printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "${5:-}" >>"$results"
+  local unit
+  case "$2" in
+    seq-*) unit="MiB/s" ;;
+    randwrite-*) unit="IOPS" ;;
+    *) unit="files/s" ;;
+  esac
+  if [[ $4 == NA ]]; then
+    printf '  %-15s %-16s failed: %s\n' "$1" "$2" "${5:-}"
+  else
+    printf '  %-15s %-16s %12.1f %s\n' "$1" "$2" "$4" "$unit"
+  fi
+}
+
+# Runs fio on target $1 for workload $2 (run $3), taking direction/metric $4/$5 from its
+# JSON; the rest are fio options.
+run_fio() {
+  local target=$1 workload=$2 run=$3 direction=$4 metric=$5 out value rc=0
+  shift 5
+  out="$scratch/fio.$target.$workload.$run.json"
+  fio --output-format=json --output="$out" --directory="${workdir[$target]}" \
+    --ioengine=psync --fallocate=none "$@" >"$out.stderr" 2>&1 || rc=$?
+  if [[ $rc -ne 0 ]]; then
+    record "$target" "$workload" "$run" NA "fio exit $rc: $(tail -n 1 "$out.stderr")"
+  elif value=$(python3 "$report" figure fio "$out" "$direction" "$metric" 2>&1); then
+    record "$target" "$workload" "$run" "$value"
+  else
+    record "$target" "$workload" "$run" NA "$value"
+  fi
+}
+
+# Before each workload: flush the previous one's dirty data so that the flush is not charged
+# to the next workload (skipped with --quick, where sync under load dominates the run time).
+settle() {
+  [[ $settle_sync -eq 0 ]] || sync
+}
+
+drop_caches() {
+  sync
+  [[ $read_mode == drop_caches ]] && echo 3 >/proc/sys/vm/drop_caches
+  return 0
+}
+
+# True while target $1 can still be measured (its daemon has not died under us).
+target_alive() {
+  [[ ${state[$1]} == ok ]] || return 1
+  [[ -z ${daemon_pid[$1]:-} ]] && return 0
+  if ! kill -0 "${daemon_pid[$1]}" 2>/dev/null || ! is_mounted "${workdir[$1]}"; then
+    set_target "$1" failed "daemon died during the benchmark: $(tail -n 1 "$scratch/$1.log" 2>/dev/null)"
+    return 1
+  fi
+}
+
+run_workloads() { # target run
+  local t=$1 r=$2 dir=${workdir[$1]} out value phase
+  target_alive "$t" || return 0
+  settle
+  run_fio "$t" seq-write "$r" write bw --name=seqwrite --filename=seq.dat --rw=write \
+    --bs=1M --size="$seq_bytes" --end_fsync=1
+  drop_caches
+  run_fio "$t" seq-read "$r" read bw --name=seqread --filename=seq.dat --rw=read \
+    --bs=1M --size="$seq_bytes" "${read_fio_opts[@]}"
+  rm -f -- "$dir/seq.dat" 2>/dev/null || true
+
+  target_alive "$t" || return 0
+  settle
+  # shellcheck disable=SC2016  # $jobnum is fio's, not ours
+  run_fio "$t" randwrite-4j "$r" write iops --name=randwrite4j --filename_format='rw4j.$jobnum' \
+    --rw=randwrite --bs=4k --size="$rand_bytes" --numjobs=4 --group_reporting \
+    --time_based --runtime="$runtime"
+  rm -f -- "$dir"/rw4j.* 2>/dev/null || true
+
+  target_alive "$t" || return 0
+  settle
+  run_fio "$t" randwrite-fsync "$r" write iops --name=randwritefsync --filename=rwsync.dat \
+    --rw=randwrite --bs=4k --size="$rand_bytes" --fsync=1 --time_based --runtime="$runtime"
+  rm -f -- "$dir/rwsync.dat" 2>/dev/null || true
+
+  target_alive "$t" || return 0
+  [[ -x $createloop_bin ]] || return 0
+  settle
+  out="$scratch/createloop.$t.$r.json"
+  if mkdir -p "$dir/createloop" 2>"$out" && "$createloop_bin" "$dir/createloop" "$files" >"$out" 2>&1; then
+    for phase in create unlink; do
+      if value=$(python3 "$report" figure createloop "$out" "${phase}_per_s" 2>&1); then
+        record "$t" "$phase" "$r" "$value"
+      else
+        record "$t" "$phase" "$r" NA "$value"
+      fi
+    done
+  else
+    record "$t" create "$r" NA "$(tail -n 1 "$out")"
+    record "$t" unlink "$r" NA "$(tail -n 1 "$out")"
+  fi
+  rm -rf -- "$dir/createloop" 2>/dev/null || true
+}
+
+start_time=$SECONDS
+order=(plain passthrough_ll mirrorfs)
+for ((run = 1; run <= runs; run++)); do
+  echo
+  echo "-- run $run/$runs --"
+  for ((k = 0; k < ${#order[@]}; k++)); do
+    t=${order[(k + run - 1) % ${#order[@]}]}
+    [[ ${state[$t]} == ok ]] && run_workloads "$t" "$run"
+  done
+done
+elapsed=$((SECONDS - start_time))
+
+# ---- report -------------------------------------------------------------------------------
+for name in plain passthrough_ll mirrorfs; do
+  printf '%s\t%s\t%s\n' "$name" "${state[$name]}" "${reason[$name]}"
+done >"$targets_tsv"
+printf 'elapsed_seconds\t%s\nloadavg_end\t%s\n' "$elapsed" "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$meta"
+
+echo
+echo "== results (${elapsed} s of measuring; load average now $(cut -d' ' -f1-3 /proc/loadavg)) =="
+python3 "$report" table "$results" "$targets_tsv" "$meta" ${json_out:+"$json_out"}
+[[ -n $json_out ]] && echo "JSON written to $json_out"
+exit 0
