@@ -1,0 +1,124 @@
+// create, mknod, mkdir, symlink: new entries, made as the caller (owner, group, umask,
+// setgid directories and default ACLs come from BACKING itself).
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "mirrorfs/creds.h"
+#include "mirrorfs/ops/ops.h"
+
+namespace mirror::fs {
+namespace {
+
+struct MakeRequest {
+  MutationKind kind;
+  fuse_ino_t parent;
+  const char* name;
+  mode_t mode = 0;
+  dev_t rdev = 0;
+  const char* link = nullptr;  // symlink target
+  int open_flags = 0;          // create
+};
+
+// Runs the creating syscall as the caller; returns 0 or errno. For create, *fd is the open file.
+int MakeOnBacking(fuse_req_t req, Inode& dir, const MakeRequest& r, int* fd) {
+  CallerCreds creds(req, r.kind != MutationKind::kSymlink);
+  if (creds.error() != 0) return creds.error();
+  int rc = 0;
+  switch (r.kind) {
+    case MutationKind::kCreate:
+      rc = *fd = openat(dir.fd.get(), r.name, (r.open_flags | O_CREAT | O_CLOEXEC) & ~O_NOFOLLOW,
+                        r.mode);
+      break;
+    case MutationKind::kMkdir:
+      rc = mkdirat(dir.fd.get(), r.name, r.mode);
+      break;
+    case MutationKind::kSymlink:
+      rc = symlinkat(r.link, dir.fd.get(), r.name);
+      break;
+    default:
+      rc = mknodat(dir.fd.get(), r.name, r.mode, r.rdev);
+      break;
+  }
+  return rc < 0 ? errno : 0;
+}
+
+int DoMake(fuse_req_t req, const MakeRequest& r, fuse_entry_param* e, int* fd) {
+  Filesystem& fs = FsOf(req);
+  Inode& dir = fs.inodes().Get(r.parent);
+  Mutation m = fs.BeginMutation(r.kind, nullptr);
+  MutationInfo& info = m.info();
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  info.parent = r.parent;
+  info.name = r.name;
+  info.mode = r.mode;
+  info.rdev = r.rdev;
+  info.data = r.link;
+  info.flags = static_cast<uint32_t>(r.open_flags);
+  info.uid = ctx->uid;
+  info.gid = ctx->gid;
+  info.umask = ctx->umask;
+  if (int err = m.Start()) return err;
+  if (int err = MakeOnBacking(req, dir, r, fd)) return m.Finish(err);
+  // BACKING changed: the mutation commits even if the lookup below fails.
+  int err = fs.Lookup(r.parent, r.name, e);
+  info.result_ino = e->ino;
+  m.Commit();
+  return err;
+}
+
+void Mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  MakeRequest r{MutationKind::kMknod, parent, name, mode, rdev};
+  fuse_entry_param e;
+  int fd = -1;
+  ReplyEntry(req, DoMake(req, r, &e, &fd), e);
+}
+
+void Mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  MakeRequest r{MutationKind::kMkdir, parent, name, mode};
+  fuse_entry_param e;
+  int fd = -1;
+  ReplyEntry(req, DoMake(req, r, &e, &fd), e);
+}
+
+void Symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
+  MakeRequest r{MutationKind::kSymlink, parent, name};
+  r.link = link;
+  fuse_entry_param e;
+  int fd = -1;
+  ReplyEntry(req, DoMake(req, r, &e, &fd), e);
+}
+
+void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+  MakeRequest r{MutationKind::kCreate, parent, name, mode};
+  r.open_flags = fi->flags;
+  fuse_entry_param e;
+  int fd = -1;
+  int err = DoMake(req, r, &e, &fd);
+  if (err != 0) {
+    if (fd >= 0) close(fd);
+    fuse_reply_err(req, err);
+    return;
+  }
+  // O_DIRECT was checked by BACKING at open; I/O then goes through its page cache, because
+  // FUSE hands us unaligned buffers (see open_rw.cpp).
+  if (fi->flags & O_DIRECT) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_DIRECT);
+  fi->fh = static_cast<uint64_t>(fd);
+  if (fuse_reply_create(req, &e, fi) != 0) {
+    close(fd);  // the kernel will send forget for the entry
+  }
+}
+
+}  // namespace
+
+void AddCreateOps(fuse_lowlevel_ops& ops) {
+  ops.mknod = Mknod;
+  ops.mkdir = Mkdir;
+  ops.symlink = Symlink;
+  ops.create = Create;
+}
+
+}  // namespace mirror::fs
