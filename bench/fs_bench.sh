@@ -280,7 +280,7 @@ if [[ ! -x $passthrough_bin ]]; then
   set_target passthrough_ll failed "$passthrough_bin not built"
 else
   start_fuse passthrough_ll "$scratch/passthrough_ll.mnt" \
-    "$passthrough_bin" -f -o "source=$scratch/passthrough_ll.backing,no_writeback" \
+    "$passthrough_bin" -f -o "source=$scratch/passthrough_ll.backing,no_writeback,xattr" \
     "$scratch/passthrough_ll.mnt" || true
 fi
 

@@ -123,7 +123,9 @@ std::vector<std::string> FuseArguments(const MountOptions& options) {
     if (c == ',' || c == '\\') fsname += '\\';
     fsname += c;
   }
-  std::string list = "fsname=" + fsname + ",subtype=mirrorfs,default_permissions";
+  // dev,suid as mount.fuse3 adds them, so a mount started by hand behaves like one from
+  // fstab, and like BACKING; a later nodev/nosuid from the user still wins.
+  std::string list = "fsname=" + fsname + ",subtype=mirrorfs,default_permissions,dev,suid";
   for (const std::string& opt : options.fuse_options) {
     list += ',';
     for (char c : opt) {
@@ -155,7 +157,8 @@ std::string UsageText(const char* program) {
          "                    journal settings (see mirrorfs(8))\n"
          "FUSE and kernel options are passed through: allow_other, ro, rw, nodev, nosuid,\n"
          "noexec, noatime, ... fsname=BACKING, subtype=mirrorfs and default_permissions are\n"
-         "always set; auto_unmount is never used.\n"
+         "always set; dev and suid are set as mount.fuse3 sets them (give nodev or nosuid\n"
+         "to turn them off); auto_unmount is never used.\n"
          "\n"
          "Exit status: 0 mounted, 1 usage error, 32 mount failure.\n";
 }

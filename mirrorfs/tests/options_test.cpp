@@ -39,7 +39,7 @@ TEST_CASE("FuseArgumentsAlwaysNameFsnameSubtypeAndDefaultPermissions") {
   std::vector<std::string> args = FuseArguments(*o);
   REQUIRE(args.size() == 4);
   CHECK(args[1] == "-o");
-  CHECK(args[2] == "fsname=/srv/a\\,b,subtype=mirrorfs,default_permissions,ro");
+  CHECK(args[2] == "fsname=/srv/a\\,b,subtype=mirrorfs,default_permissions,dev,suid,ro");
   CHECK(args[3] == "-d");
 }
 
