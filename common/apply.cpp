@@ -8,12 +8,13 @@
 #include <variant>
 
 #include "common/apply_internal.h"
+#include "common/quote.h"
 
 namespace mirror::common {
 namespace apply_internal {
 namespace {
 
-std::string QuotePath(std::string_view path) { return "path '" + std::string(path) + "'"; }
+std::string QuotePath(std::string_view path) { return "path " + QuoteForMessage(path, '\''); }
 
 }  // namespace
 
@@ -37,7 +38,7 @@ Result<Entry> ResolveNode(const Ctx& ctx, std::string_view path) {
 }
 
 Status Errno(std::string_view what, std::string_view path, int err) {
-  return Status::FromErrno(std::string(what) + " '" + std::string(path) + "'", err);
+  return Status::FromErrno(std::string(what) + " " + QuoteForMessage(path, '\''), err);
 }
 
 Status ProcErrno(std::string_view what, std::string_view path, int err) {

@@ -11,13 +11,14 @@
 #include <cstdint>
 
 #include "common/record.h"
+#include "common/quote.h"
 
 namespace mirror::common {
 namespace {
 
 std::atomic<bool> g_openat2_missing{false};
 
-std::string Quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+std::string Quote(std::string_view s) { return QuoteForMessage(s, '\''); }
 
 // What the walk compares to stay on the root's mount: the device, and the mount id
 // where the kernel reports one (STATX_MNT_ID, Linux >= 5.8), which also tells a bind

@@ -180,23 +180,4 @@ bool IsHostPort(std::string_view text) {
 
 bool IsAbsolutePath(std::string_view text) { return !text.empty() && text[0] == '/'; }
 
-std::string QuoteForMessage(std::string_view text) {
-  std::string out = "\"";
-  for (char c : text) {
-    auto byte = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (byte < 0x20 || byte >= 0x7f) {
-      char hex[8];
-      std::snprintf(hex, sizeof hex, "\\x%02x", byte);
-      out += hex;
-    } else {
-      out += c;
-    }
-  }
-  out += '"';
-  return out;
-}
-
 }  // namespace mirror::common

@@ -21,6 +21,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/quote.h"
+
 #include "common/status.h"
 
 namespace mirror::common {
@@ -41,8 +43,5 @@ std::string FormatDuration(std::chrono::milliseconds duration);
 bool IsHostPort(std::string_view text);
 bool IsAbsolutePath(std::string_view text);
 
-// `text` in double quotes for an error message, with quotes, backslashes and
-// non-printable bytes escaped, so a message stays one readable line.
-std::string QuoteForMessage(std::string_view text);
 
 }  // namespace mirror::common

@@ -5,6 +5,7 @@
 #include "common/crc32c.h"
 #include "common/endian.h"
 #include "common/record.h"
+#include "common/quote.h"
 
 namespace mirror::common {
 namespace {
@@ -16,7 +17,7 @@ constexpr size_t kFlagsOffset = 14;
 constexpr size_t kReservedOffset = 16;
 
 std::string At(size_t frame_offset) { return " at byte " + std::to_string(frame_offset); }
-std::string Quote(std::string_view name) { return "'" + std::string(name) + "'"; }
+std::string Quote(std::string_view name) { return QuoteForMessage(name, '\''); }
 
 // Ids name directories on mirrord (STATE_DIR/<source_id>/), so they must be one
 // harmless path component; the rule is checked on both ends.

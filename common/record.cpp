@@ -9,13 +9,14 @@
 
 #include "common/crc32c.h"
 #include "common/endian.h"
+#include "common/quote.h"
 
 namespace mirror::common {
 namespace {
 
 constexpr uint64_t kMaxFileOffset = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
 
-std::string Quote(std::string_view name) { return "'" + std::string(name) + "'"; }
+std::string Quote(std::string_view name) { return QuoteForMessage(name, '\''); }
 
 Status CheckPathComponents(std::string_view path) {
   if (path.empty()) return Status::InvalidArgument("path is empty");

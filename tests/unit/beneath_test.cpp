@@ -1,6 +1,7 @@
 // Path confinement (invariant 6): OpenDirBeneath with both resolvers, and every
 // escape attempt through ImageTree::Apply refused with nothing outside changed.
 #include "common/beneath.h"
+#include "common/unique_fd.h"
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
@@ -356,4 +357,19 @@ TEST_CASE("AutoFallsBackToTheWalkWhenOpenat2IsMissing") {
     CHECK(mirror::test::ReadFileBytes(l.image + "/d/f") == "walked");
   }
   CHECK_FALSE(Openat2Unavailable());  // the parent process never saw it
+}
+
+// A record's path goes into error messages and from there into log lines: bytes that
+// are not printable must not reach them raw (a newline would forge a log line).
+TEST_CASE("ErrorsEscapeUnprintableBytesOfRecordPaths") {
+  mirror::test::TempDir dir;
+  auto root = mirror::common::UniqueFd(::open(dir.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  REQUIRE(root);
+  auto opened = mirror::common::OpenDirBeneath(root.get(), "no\nsuch\x1b[2J/dir",
+                                               mirror::common::ResolveMethod::kAuto);
+  REQUIRE_FALSE(opened.ok());
+  const std::string& msg = opened.status().message();
+  CHECK(msg.find('\n') == std::string::npos);
+  CHECK(msg.find('\x1b') == std::string::npos);
+  CHECK(msg.find("no\\x0asuch\\x1b[2J") != std::string::npos);
 }
