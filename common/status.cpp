@@ -17,6 +17,8 @@ std::string_view CodeName(Code code) {
     case Code::kFull: return "Full";
     case Code::kAborted: return "Aborted";
     case Code::kMismatch: return "Mismatch";
+    case Code::kUnavailable: return "Unavailable";
+    case Code::kDeadlineExceeded: return "DeadlineExceeded";
   }
   return "Unknown";
 }

@@ -24,6 +24,8 @@ enum class Code {
   kFull,              // no space left in a bounded container
   kAborted,           // the operation was interrupted (shutdown)
   kMismatch,          // a file belongs to another source, volume or version
+  kUnavailable,       // the peer (a daemon, a socket) is not there or not answering
+  kDeadlineExceeded,  // a bounded wait ran out
 };
 
 std::string_view CodeName(Code code);
@@ -41,6 +43,8 @@ class [[nodiscard]] Status {
   static Status Full(std::string msg) { return {Code::kFull, 0, std::move(msg)}; }
   static Status Aborted(std::string msg) { return {Code::kAborted, 0, std::move(msg)}; }
   static Status Mismatch(std::string msg) { return {Code::kMismatch, 0, std::move(msg)}; }
+  static Status Unavailable(std::string msg) { return {Code::kUnavailable, 0, std::move(msg)}; }
+  static Status DeadlineExceeded(std::string msg) { return {Code::kDeadlineExceeded, 0, std::move(msg)}; }
   // An I/O error from a system call: `what` names the call and its object,
   // e.g. IOError("open /var/lib/x", errno). The message ends with strerror(err).
   static Status IOError(std::string what, int err);

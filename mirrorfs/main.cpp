@@ -6,10 +6,12 @@
 #include <cstring>
 #include <string>
 
+#include "mirrorfs/cli.h"
 #include "mirrorfs/creds.h"
 #include "mirrorfs/daemon.h"
-#include "mirrorfs/fs.h"
 #include "mirrorfs/log.h"
+#include "mirrorfs/mount_config.h"
+#include "mirrorfs/mount_runtime.h"
 #include "mirrorfs/options.h"
 #include "mirrorfs/session.h"
 
@@ -35,6 +37,7 @@ std::string CheckPaths(const MountOptions& o) {
 }
 
 int Main(int argc, char** argv) {
+  if (argc >= 2 && IsCliCommand(argv[1])) return RunCli(argc, argv);
   auto parsed = ParseMountOptions(argc, argv);
   if (!parsed.ok()) {
     Log(LogLevel::kError, parsed.status().message() + " (try --help)");
@@ -51,6 +54,13 @@ int Main(int argc, char** argv) {
   }
   SetLogMountpoint(o.mountpoint);
   for (const std::string& w : o.warnings) Log(LogLevel::kWarning, w);
+  auto config = LoadMountConfig(o);
+  if (!config.ok()) {
+    bool usage = config.status().code() == common::Code::kInvalidArgument;
+    Log(LogLevel::kError, config.status().message());
+    return usage ? kExitUsage : kExitMountFailure;
+  }
+  AddConfigFuseOptions(*config, &o);
   if (std::string reason = CheckPaths(o); !reason.empty()) {
     Log(LogLevel::kError, reason);
     return kExitMountFailure;
@@ -58,19 +68,24 @@ int Main(int argc, char** argv) {
   // No thread exists before this point: the fork keeps everything we need.
   StartupReporter reporter = StartupReporter::Begin(o.foreground);
   InitCallerCreds();
-  FsParams params;
-  params.max_write = o.max_write;
-  auto fs = Filesystem::Open(o.backing, params, nullptr);
-  if (!fs.ok()) return reporter.Fail(kExitMountFailure, fs.status().message());
-  auto session = Session::Create(**fs, o);
+  auto runtime = MountRuntime::Start(o, *config);
+  if (!runtime.ok()) return reporter.Fail(kExitMountFailure, runtime.status().message());
+  auto session = Session::Create((*runtime)->fs(), o);
   if (!session.ok()) {
     bool usage = session.status().code() == common::Code::kInvalidArgument;
     return reporter.Fail(usage ? kExitUsage : kExitMountFailure, session.status().message());
   }
-  Log(LogLevel::kNotice, "serving " + o.backing);
+  if (common::Status s = (*runtime)->Serve(); !s.ok()) {
+    return reporter.Fail(kExitMountFailure, s.message());
+  }
+  Log(LogLevel::kNotice, "serving " + o.backing + " (journal " + config->journal_path + ")");
   reporter.Ready();
   int rc = (*session)->Run(o.single_thread);
   session->reset();  // unmount before the Filesystem goes away
+  if (common::Status s = (*runtime)->Shutdown(); !s.ok()) {
+    Log(LogLevel::kError, s.message());
+    rc = 1;
+  }
   return rc == 0 ? kExitOk : kExitMountFailure;
 }
 

@@ -8,9 +8,10 @@ bool IsNamespaceKind(MutationKind kind) { return kind <= MutationKind::kRename; 
 
 const char* MutationKindName(MutationKind kind) {
   static constexpr const char* kNames[kMutationKinds] = {
-      "create", "mknod",    "mkdir",        "symlink",   "link",          "unlink",
-      "rmdir",  "rename",   "write",        "setattr",   "truncate_open", "fallocate",
-      "copy_file_range",    "setxattr",     "removexattr"};
+      "create",   "mknod",           "mkdir",    "symlink",    "link",
+      "unlink",   "rmdir",           "rename",   "write",      "chmod",
+      "chown",    "truncate",        "utimens",  "truncate_open", "fallocate",
+      "copy_file_range", "setxattr", "removexattr"};
   return kNames[static_cast<int>(kind)];
 }
 

@@ -35,8 +35,10 @@ namespace mirror::fs {
 enum class MutationKind : uint8_t {
   // Namespace changes: exclusive namespace lock.
   kCreate, kMknod, kMkdir, kSymlink, kLink, kUnlink, kRmdir, kRename,
-  // Data and attribute changes: shared namespace lock + the target's data mutex.
-  kWrite, kSetattr, kTruncateOnOpen, kFallocate, kCopyFileRange, kSetxattr, kRemovexattr,
+  // Data and attribute changes: shared namespace lock + the target's data mutex. One FUSE
+  // setattr is up to four of them (chmod, chown, truncate, utimens), one record each.
+  kWrite, kChmod, kChown, kTruncate, kUtimens, kTruncateOnOpen, kFallocate, kCopyFileRange,
+  kSetxattr, kRemovexattr,
 };
 inline constexpr int kMutationKinds = static_cast<int>(MutationKind::kRemovexattr) + 1;
 bool IsNamespaceKind(MutationKind kind);
@@ -51,21 +53,35 @@ struct MutationInfo {
   std::string name;
   InodeNumber new_parent = 0;  // rename: destination directory; link: directory of new name
   std::string new_name;
-  uint32_t flags = 0;          // rename flags, fallocate mode, setxattr flags, setattr to_set
-  mode_t mode = 0;             // create/mknod/mkdir: requested mode (before umask)
+  uint32_t flags = 0;          // rename flags, fallocate mode, setxattr flags, utimens to_set
+  mode_t mode = 0;             // create/mknod/mkdir: requested mode (before umask); chmod
   dev_t rdev = 0;              // mknod
   uid_t uid = 0;               // the caller
   gid_t gid = 0;
   mode_t umask = 0;
   off_t offset = 0;            // write/fallocate/copy_file_range destination offset
-  uint64_t length = 0;         // bytes asked for
+  uint64_t length = 0;         // bytes asked for; truncate: the new size
   const char* data = nullptr;  // write: the bytes; setxattr: the value; symlink: the target
   InodeNumber src_ino = 0;     // copy_file_range source
   off_t src_offset = 0;
-  const struct stat* attr = nullptr;  // setattr: the requested attributes
+  const struct stat* attr = nullptr;  // chown: st_uid/st_gid (-1: unchanged); utimens: times
   // Results, set by the op before Commit:
   InodeNumber result_ino = 0;  // create/mknod/mkdir/symlink/link: the new entry's inode
   uint64_t result_length = 0;  // write/copy_file_range: bytes actually changed
+};
+
+// Per-mutation scratch space for the sink (what it reserved in Before, for After).
+struct SinkSlot {
+  uint64_t seq = 0;      // the held record, if `held`
+  uint64_t offset = 0;
+  bool held = false;
+  struct timespec time = {};  // the time the sink chose for this change (mtimes)
+  // What the record predicts for the node after the change (new nodes, chown): checked
+  // against BACKING afterwards.
+  bool check_node = false;
+  mode_t mode = 0;  // type and permission bits
+  uid_t uid = 0;
+  gid_t gid = 0;
 };
 
 class Mutation;
@@ -109,6 +125,9 @@ class Mutation {
   int Start();
   MutationInfo& info() { return info_; }
   const MutationInfo& info() const { return info_; }
+  // The sink's scratch space: a Mutation is used by one thread, and the sink is called
+  // with it, so the const sink callbacks may still write here.
+  SinkSlot& sink_slot() const { return slot_; }
   MutationKind kind() const { return info_.kind; }
 
   void Commit() { Finish(0); }
@@ -120,6 +139,7 @@ class Mutation {
   OrderingGuard guard_;
   MutationSink& sink_;
   MutationInfo info_;
+  mutable SinkSlot slot_;
   bool started_ = false;
   bool finished_ = false;
 };

@@ -60,26 +60,62 @@ int Utimens(Inode& inode, fuse_file_info* fi, const struct stat* attr, int to_se
   return rc == 0 ? 0 : errno;
 }
 
-int DoSetAttr(fuse_req_t req, Inode& inode, const struct stat* attr, int to_set, fuse_file_info* fi) {
-  CallerCreds creds(req, false);
-  if (creds.error() != 0) return creds.error();
+// One step of a setattr: its own Mutation (and record), run as the caller.
+template <class Syscall>
+int SetAttrStep(fuse_req_t req, Inode& inode, fuse_ino_t ino, MutationKind kind,
+                const struct stat* attr, int to_set, Syscall syscall) {
+  Filesystem& fs = FsOf(req);
+  Mutation m = fs.BeginMutation(kind, &inode);
+  MutationInfo& info = m.info();
+  info.ino = ino;
+  info.attr = attr;
+  info.flags = static_cast<uint32_t>(to_set);
+  info.mode = attr->st_mode & 07777;
+  info.length = static_cast<uint64_t>(attr->st_size);
+  if (int err = m.Start()) return err;
+  int err;
+  {
+    CallerCreds creds(req, false);
+    err = creds.error() != 0 ? creds.error() : syscall();
+  }
+  return m.Finish(err);
+}
+
+constexpr int kTimeBits =
+    FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW;
+
+// The kernel's setattr is one call; here each attribute is its own step and record, in
+// the order mode, owner, size, times. A failing step ends the request with its error.
+int DoSetAttr(fuse_req_t req, Inode& inode, fuse_ino_t ino, struct stat* attr, int to_set,
+              fuse_file_info* fi) {
   if (to_set & FUSE_SET_ATTR_MODE) {
-    if (int err = Chmod(req, inode, fi, attr->st_mode)) return err;
+    int err = SetAttrStep(req, inode, ino, MutationKind::kChmod, attr, to_set,
+                          [&] { return Chmod(req, inode, fi, attr->st_mode); });
+    if (err != 0) return err;
   }
   if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
-    uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : static_cast<uid_t>(-1);
-    gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : static_cast<gid_t>(-1);
-    if (fchownat(inode.fd.get(), "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return errno;
+    if (!(to_set & FUSE_SET_ATTR_UID)) attr->st_uid = static_cast<uid_t>(-1);
+    if (!(to_set & FUSE_SET_ATTR_GID)) attr->st_gid = static_cast<gid_t>(-1);
+    int err = SetAttrStep(req, inode, ino, MutationKind::kChown, attr, to_set, [&] {
+      int rc = fchownat(inode.fd.get(), "", attr->st_uid, attr->st_gid,
+                        AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+      return rc == 0 ? 0 : errno;
+    });
+    if (err != 0) return err;
   }
   if (to_set & FUSE_SET_ATTR_SIZE) {
-    ProcPath p(inode.fd.get());
-    int rc = fi != nullptr ? ftruncate(static_cast<int>(fi->fh), attr->st_size)
-                           : truncate(p.path, attr->st_size);
-    if (rc != 0) return errno;
+    int err = SetAttrStep(req, inode, ino, MutationKind::kTruncate, attr, to_set, [&] {
+      ProcPath p(inode.fd.get());
+      int rc = fi != nullptr ? ftruncate(static_cast<int>(fi->fh), attr->st_size)
+                             : truncate(p.path, attr->st_size);
+      return rc == 0 ? 0 : errno;
+    });
+    if (err != 0) return err;
   }
-  if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
-                FUSE_SET_ATTR_MTIME_NOW)) {
-    if (int err = Utimens(inode, fi, attr, to_set)) return err;
+  if (to_set & kTimeBits) {
+    int err = SetAttrStep(req, inode, ino, MutationKind::kUtimens, attr, to_set,
+                          [&] { return Utimens(inode, fi, attr, to_set); });
+    if (err != 0) return err;
   }
   return 0;
 }
@@ -87,15 +123,7 @@ int DoSetAttr(fuse_req_t req, Inode& inode, const struct stat* attr, int to_set,
 void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
   Filesystem& fs = FsOf(req);
   Inode& inode = fs.inodes().Get(ino);
-  int err = 0;
-  {
-    Mutation m = fs.BeginMutation(MutationKind::kSetattr, &inode);
-    m.info().ino = ino;
-    m.info().flags = static_cast<uint32_t>(to_set);
-    m.info().attr = attr;
-    err = m.Start();
-    if (err == 0) err = m.Finish(DoSetAttr(req, inode, attr, to_set, fi));
-  }
+  int err = DoSetAttr(req, inode, ino, attr, to_set, fi);
   struct stat st;
   if (err == 0) err = fs.Stat(inode, &st);
   if (err != 0) {

@@ -30,8 +30,9 @@ int MakeOnBacking(fuse_req_t req, Inode& dir, const MakeRequest& r, int* fd) {
   int rc = 0;
   switch (r.kind) {
     case MutationKind::kCreate:
-      rc = *fd = openat(dir.fd.get(), r.name, (r.open_flags | O_CREAT | O_CLOEXEC) & ~O_NOFOLLOW,
-                        r.mode);
+      // Always O_EXCL: the record says "created", so it must be a creation (see Create).
+      rc = *fd = openat(dir.fd.get(), r.name,
+                        (r.open_flags | O_CREAT | O_EXCL | O_CLOEXEC) & ~O_NOFOLLOW, r.mode);
       break;
     case MutationKind::kMkdir:
       rc = mkdirat(dir.fd.get(), r.name, r.mode);
@@ -63,10 +64,11 @@ int DoMake(fuse_req_t req, const MakeRequest& r, fuse_entry_param* e, int* fd) {
   info.umask = ctx->umask;
   if (int err = m.Start()) return err;
   if (int err = MakeOnBacking(req, dir, r, fd)) return m.Finish(err);
-  // BACKING changed: the mutation commits even if the lookup below fails.
+  // BACKING changed: the mutation commits even if the lookup below fails. Commit first:
+  // the sink sets the recorded times, which the reply's attributes must show.
+  m.Commit();
   int err = fs.Lookup(r.parent, r.name, e);
   info.result_ino = e->ino;
-  m.Commit();
   return err;
 }
 
@@ -92,21 +94,48 @@ void Symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* na
   ReplyEntry(req, DoMake(req, r, &e, &fd), e);
 }
 
-void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+// The kernel sends create only for a name it believes absent; if the name appeared since
+// (another client), open(2) without O_EXCL opens the existing file instead: so does this,
+// as a plain open (with its own journaled truncation for O_TRUNC). Bounded retries cover a
+// name that comes and goes in between.
+int CreateOrOpen(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+                 fuse_file_info* fi, fuse_entry_param* e) {
   MakeRequest r{MutationKind::kCreate, parent, name, mode};
   r.open_flags = fi->flags;
-  fuse_entry_param e;
-  int fd = -1;
-  int err = DoMake(req, r, &e, &fd);
-  if (err != 0) {
+  constexpr int kAttempts = 3;
+  int err = 0;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    int fd = -1;
+    err = DoMake(req, r, e, &fd);
+    if (err == 0) {
+      fi->fh = static_cast<uint64_t>(fd);
+      return 0;
+    }
     if (fd >= 0) close(fd);
+    if (err != EEXIST || (fi->flags & O_EXCL)) return err;
+    Filesystem& fs = FsOf(req);
+    err = fs.Lookup(parent, name, e);
+    if (err == ENOENT) continue;
+    if (err != 0) return err;
+    err = S_ISDIR(e->attr.st_mode) ? EISDIR : OpenExisting(req, e->ino, fi);
+    if (err == 0) return 0;
+    fs.inodes().Forget(e->ino, 1);  // undo the lookup the reply would have handed over
+    return err;
+  }
+  return err;
+}
+
+void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+  fuse_entry_param e;
+  int err = CreateOrOpen(req, parent, name, mode, fi, &e);
+  if (err != 0) {
     fuse_reply_err(req, err);
     return;
   }
   // O_DIRECT was checked by BACKING at open; I/O then goes through its page cache, because
   // FUSE hands us unaligned buffers (see open_rw.cpp).
+  int fd = static_cast<int>(fi->fh);
   if (fi->flags & O_DIRECT) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_DIRECT);
-  fi->fh = static_cast<uint64_t>(fd);
   if (fuse_reply_create(req, &e, fi) != 0) {
     close(fd);  // the kernel will send forget for the entry
   }

@@ -31,9 +31,9 @@ int DoLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* ne
       return m.Finish(errno);
     }
   }
+  m.Commit();  // before the lookup, which must see the recorded times
   int err = fs.Lookup(new_parent, new_name, e);
   m.info().result_ino = e->ino;
-  m.Commit();
   return err;
 }
 

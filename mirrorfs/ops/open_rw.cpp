@@ -18,7 +18,9 @@ void DropDirect(int fd, int flags) {
   if (flags & O_DIRECT) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_DIRECT);
 }
 
-int DoOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+}  // namespace
+
+int OpenExisting(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Filesystem& fs = FsOf(req);
   Inode& inode = fs.inodes().Get(ino);
   int flags = fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY);
@@ -45,8 +47,10 @@ int DoOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   return 0;
 }
 
+namespace {
+
 void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  int err = DoOpen(req, ino, fi);
+  int err = OpenExisting(req, ino, fi);
   if (err != 0) {
     fuse_reply_err(req, err);
   } else if (fuse_reply_open(req, fi) != 0) {

@@ -2,7 +2,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <vector>
 
 #include "mirrorfs/creds.h"
 #include "mirrorfs/ops/ops.h"
@@ -32,27 +34,37 @@ void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t len
   fuse_reply_err(req, DoFallocate(req, ino, mode, offset, length, fi));
 }
 
-// Returns bytes copied or -errno. Only the destination is locked: the source is read.
+// At most this much per request; copy_file_range may copy less than asked, and callers
+// loop. It is also the largest write a journal record carries (FuseParams::max_write).
+constexpr size_t kCopyChunk = 1u << 20;
+
+// Returns bytes copied or -errno. The copy is a read of the source and a write of exactly
+// those bytes, journaled as a write: what the record carries is what BACKING got, even if
+// another client writes the source meanwhile (only the destination is locked). The kernel
+// has already checked the flags, the fds' modes and same-file overlaps.
 ssize_t DoCopyFileRange(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info* fi_in,
                         fuse_ino_t ino_out, off_t off_out, fuse_file_info* fi_out, size_t len,
                         int flags) {
   Filesystem& fs = FsOf(req);
+  thread_local std::vector<char> buf;
+  size_t want = std::min(len, kCopyChunk);
+  buf.resize(want);
   Mutation m = fs.BeginMutation(MutationKind::kCopyFileRange, &fs.inodes().Get(ino_out));
+  ssize_t got = pread(static_cast<int>(fi_in->fh), buf.data(), want, off_in);
+  if (got <= 0) return got < 0 ? -errno : 0;
   MutationInfo& info = m.info();
   info.ino = ino_out;
   info.offset = off_out;
   info.src_ino = ino_in;
   info.src_offset = off_in;
-  info.length = len;
+  info.data = buf.data();
+  info.length = static_cast<uint64_t>(got);
   info.flags = static_cast<uint32_t>(flags);
   if (int err = m.Start()) return -err;
-  loff_t in = off_in;
-  loff_t out = off_out;
   ssize_t n;
   {
     CallerFsIds ids(req);
-    n = copy_file_range(static_cast<int>(fi_in->fh), &in, static_cast<int>(fi_out->fh), &out, len,
-                        static_cast<unsigned>(flags));
+    n = pwrite(static_cast<int>(fi_out->fh), buf.data(), static_cast<size_t>(got), off_out);
   }
   if (n < 0) return -m.Finish(errno);
   info.result_length = static_cast<uint64_t>(n);

@@ -67,7 +67,7 @@ TEST_CASE("RefusedMutationNeverReachesAfter") {
   std::shared_mutex ns;
   RefusingSink sink;
   {
-    Mutation m(ns, sink, MutationKind::kSetattr, &root.table->Root());
+    Mutation m(ns, sink, MutationKind::kChmod, &root.table->Root());
     CHECK(m.Start() == ENOSPC);
   }
   CHECK(sink.after == 0);

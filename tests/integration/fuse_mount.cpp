@@ -163,6 +163,18 @@ std::vector<std::string> BuildArgv(const MountOptions& options, const std::strin
   return argv;
 }
 
+// The journal= value from a mirrorfs argv (BuildArgv's layout: BINARY BACKING MNT -f
+// -o LIST, so the -o list is the last argument).
+std::string JournalOpt(const std::vector<std::string>& argv) {
+  if (argv.size() < 2) return "";
+  std::stringstream in(argv[argv.size() - 1]);
+  std::string item, found;
+  while (std::getline(in, item, ',')) {
+    if (item.rfind("journal=", 0) == 0) found = item.substr(8);
+  }
+  return found;
+}
+
 [[noreturn]] void ExecDaemon(const std::vector<std::string>& argv, const std::string& err_path,
                              pid_t parent, FsKind kind) {
   if (kind == FsKind::kPassthroughLl) {
@@ -289,6 +301,8 @@ void RemoveTree(const std::string& path) {
 std::unique_ptr<FuseMount> FuseMount::Start(const MountOptions& options, std::string* error) {
   std::unique_ptr<FuseMount> m(new FuseMount());
   m->kind_ = options.kind;
+  m->binary_ = options.binary;
+  m->mount_timeout_ = options.mount_timeout;
   m->stop_timeout_ = options.stop_timeout;
   const char* tmp = getenv("TMPDIR");
   std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/mirror-it-XXXXXX";
@@ -306,32 +320,50 @@ std::unique_ptr<FuseMount> FuseMount::Start(const MountOptions& options, std::st
     *error = "preparing " + m->root_ + ": " + strerror(errno);
     return nullptr;  // destructor removes the temp dir
   }
-  std::vector<std::string> argv = BuildArgv(options, m->root_, m->backing_, m->mountpoint_);
+  m->argv_ = BuildArgv(options, m->root_, m->backing_, m->mountpoint_);
+  if (options.kind == FsKind::kMirrorfs) m->journal_path_ = JournalOpt(m->argv_);
+  if (!m->Spawn(error)) return nullptr;  // destructor stops the child
+  return m;
+}
+
+bool FuseMount::Restart(std::string* error) {
+  if (pid_ > 0 || IsFuseMounted(mountpoint_)) {
+    *error = "Restart: " + mountpoint_ + " is still served; Stop() it first";
+    return false;
+  }
+  stderr_path_ = root_ + "/daemon." + std::to_string(starts_) + ".stderr";
+  return Spawn(error);
+}
+
+bool FuseMount::Spawn(std::string* error) {
+  ++starts_;
   pid_t parent = getpid();
   InstallGuardOnce();
   pid_t pid = fork();
   if (pid < 0) {
     *error = "fork: " + std::string(strerror(errno));
-    return nullptr;
+    return false;
   }
-  if (pid == 0) ExecDaemon(argv, m->stderr_path_, parent, options.kind);
-  m->pid_ = pid;
-  m->guard_slot_ = GuardRegister(pid, m->mountpoint_);
+  if (pid == 0) ExecDaemon(argv_, stderr_path_, parent, kind_);
+  pid_ = pid;
+  guard_slot_ = GuardRegister(pid, mountpoint_);
 
-  auto deadline = Clock::now() + options.mount_timeout;
+  auto deadline = Clock::now() + mount_timeout_;
   for (;;) {
-    if (IsFuseMounted(m->mountpoint_)) return m;
+    if (IsFuseMounted(mountpoint_)) return true;
     int status = 0;
     if (waitpid(pid, &status, WNOHANG) == pid) {
-      m->pid_ = -1;
-      *error = options.binary + " " + DescribeStatus(status) + " before mounting; stderr:\n" +
-               m->DaemonStderr();
-      return nullptr;
+      pid_ = -1;
+      GuardRelease(guard_slot_);
+      guard_slot_ = -1;
+      *error = binary_ + " " + DescribeStatus(status) + " before mounting; stderr:\n" +
+               DaemonStderr();
+      return false;
     }
     if (Clock::now() >= deadline) {
-      *error = options.binary + " did not mount " + m->mountpoint_ + " within " +
-               std::to_string(options.mount_timeout.count()) + " ms; stderr:\n" + m->DaemonStderr();
-      return nullptr;  // destructor stops the child
+      *error = binary_ + " did not mount " + mountpoint_ + " within " +
+               std::to_string(mount_timeout_.count()) + " ms; stderr:\n" + DaemonStderr();
+      return false;  // Stop() (or the destructor) ends the child
     }
     std::this_thread::sleep_for(kPollInterval);
   }

@@ -68,15 +68,32 @@ class FuseMount {
   // Unmounts, stops the child and reaps it; idempotent. Returns the child's wait
   // status (or -1 if it was already reaped). The temp dir stays until destruction.
   int Stop();
+  // Starts the same program again over the same backing/ and mnt/ with the same
+  // command line (journal included), after Stop() (e.g. once the test SIGKILLed the
+  // daemon and Stop() detached the dead mount and reaped it). Waits for the mount as
+  // Start() does; on failure returns false with *error (incl. the daemon's stderr),
+  // and the object is left stopped (the destructor still cleans up). Its stderr goes
+  // to a fresh file (daemon.<n>.stderr); DaemonStderr() then reads that one.
+  bool Restart(std::string* error);
+  // mirrorfs only: the journal file the daemon was given (journal= in fs_opts, or the
+  // default root()/journal that Start() adds); empty for other kinds.
+  const std::string& journal_path() const { return journal_path_; }
 
  private:
   FuseMount() = default;
+  // Forks and execs argv_, then waits (mount_timeout_) until mnt/ is a FUSE mount.
+  bool Spawn(std::string* error);
 
   std::string root_;
   std::string backing_;
   std::string mountpoint_;
   std::string stderr_path_;
+  std::string journal_path_;
+  std::string binary_;
+  std::vector<std::string> argv_;
+  int starts_ = 0;
   FsKind kind_ = FsKind::kPassthroughLl;
+  std::chrono::milliseconds mount_timeout_{10000};
   std::chrono::milliseconds stop_timeout_{5000};
   pid_t pid_ = -1;
   int guard_slot_ = -1;

@@ -1,0 +1,118 @@
+#include "mirrorfs/journal_setup.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <fstream>
+#include <sstream>
+
+#include "common/journal_format.h"
+#include "common/unique_fd.h"
+
+namespace mirror::fs {
+namespace {
+
+using common::Status;
+
+std::string ReadSmallFile(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+// mkdir -p for the journal's directory; new directories are root-only (0700).
+Status MakeParents(const std::string& path) {
+  for (size_t pos = path.find('/', 1); pos != std::string::npos; pos = path.find('/', pos + 1)) {
+    std::string dir = path.substr(0, pos);
+    if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+      return Status::IOError("mkdir " + dir + " (for the journal)", errno);
+    }
+  }
+  return Status::Ok();
+}
+
+// Writes `content` to `path` through a temporary file, fsync and rename.
+Status WriteFileAtomically(const std::string& path, const std::string& content) {
+  std::string tmp = path + ".tmp";
+  common::UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd) return Status::IOError("create " + tmp, errno);
+  if (write(fd.get(), content.data(), content.size()) != static_cast<ssize_t>(content.size()) ||
+      fsync(fd.get()) != 0) {
+    Status s = Status::IOError("write " + tmp, errno);
+    unlink(tmp.c_str());
+    return s;
+  }
+  if (rename(tmp.c_str(), path.c_str()) != 0) return Status::IOError("rename " + tmp, errno);
+  return Status::Ok();
+}
+
+}  // namespace
+
+common::Result<std::string> EnsureVolumeId(const std::string& backing) {
+  char buf[128];
+  ssize_t n = getxattr(backing.c_str(), kVolumeIdXattr, buf, sizeof(buf) - 1);
+  if (n > 0) return std::string(buf, static_cast<size_t>(n));
+  if (n < 0 && errno != ENODATA) {
+    return Status::IOError("read " + std::string(kVolumeIdXattr) + " of " + backing +
+                               " (BACKING must support trusted.* xattrs)",
+                           errno);
+  }
+  std::string id = ReadSmallFile("/proc/sys/kernel/random/uuid");
+  if (id.size() != 36) return Status::IOError("read /proc/sys/kernel/random/uuid", EIO);
+  if (setxattr(backing.c_str(), kVolumeIdXattr, id.data(), id.size(), XATTR_CREATE) != 0) {
+    if (errno == EEXIST) return EnsureVolumeId(backing);  // another mount raced us
+    return Status::IOError("write " + std::string(kVolumeIdXattr) + " on " + backing, errno);
+  }
+  return id;
+}
+
+std::string CurrentBootId() { return ReadSmallFile("/proc/sys/kernel/random/boot_id"); }
+
+common::Result<OpenedJournal> OpenMountJournal(const MountConfig& config,
+                                               const std::string& volume_id) {
+  const std::string& path = config.journal_path;
+  OpenedJournal out;
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    if (errno != ENOENT) return Status::IOError("stat journal " + path, errno);
+    MIRROR_RETURN_IF_ERROR(MakeParents(path));
+    common::JournalOptions options;
+    // Whole pages: the ring is mapped.
+    options.size_bytes = (config.journal_size + 4095) / 4096 * 4096;
+    common::JournalIdentity identity{config.source_id, volume_id, 1};
+    MIRROR_ASSIGN_OR_RETURN(out.journal, common::Journal::Create(path, identity, options));
+    out.created = true;
+    out.same_boot = true;
+    return out;
+  }
+  if (!S_ISREG(st.st_mode)) return Status::InvalidArgument("journal " + path + " is not a file");
+  MIRROR_ASSIGN_OR_RETURN(common::JournalIdentity found, common::Journal::ReadIdentity(path));
+  if (found.source_id != config.source_id || found.volume_id != volume_id) {
+    return Status::Mismatch("journal " + path + " belongs to source '" + found.source_id +
+                            "' volume " + found.volume_id + ", not to source '" +
+                            config.source_id + "' volume " + volume_id +
+                            " (BACKING's volume id); use another journal=");
+  }
+  auto journal = common::Journal::Open(path, found, {});
+  if (!journal.ok()) {
+    if (journal.status().code() == common::Code::kCorruption) {
+      return Status::Corruption("journal " + path + " is damaged beyond a torn tail: " +
+                                journal.status().message());
+    }
+    return journal.status();
+  }
+  out.journal = std::move(*journal);
+  std::string boot = ReadSmallFile(path + ".boot");
+  out.same_boot = !boot.empty() && boot == CurrentBootId();
+  return out;
+}
+
+common::Status StampJournalBoot(const std::string& journal_path) {
+  return WriteFileAtomically(journal_path + ".boot", CurrentBootId() + "\n");
+}
+
+}  // namespace mirror::fs

@@ -1,0 +1,125 @@
+#include "mirrorfs/mount_runtime.h"
+
+#include <fcntl.h>
+
+#include <cerrno>
+
+#include "mirrorfs/cli.h"
+#include "mirrorfs/journal_setup.h"
+#include "mirrorfs/log.h"
+#include "mirrorfs/status_json.h"
+
+namespace mirror::fs {
+namespace {
+
+using common::Status;
+
+// `mirrorfs checkpoint` waits at most this long for the consistency point.
+constexpr std::chrono::minutes kCheckpointTimeout{10};
+
+std::string DescribeRecovery(const RecoveryReport& r) {
+  std::string range = "seq " + std::to_string(r.from_seq) + ".." + std::to_string(r.through_seq);
+  std::string line = "recovery after a " +
+                     std::string(r.same_boot ? "daemon crash" : "machine crash or reboot") +
+                     ": replayed " + std::to_string(r.replayed) + " record(s) onto BACKING (" +
+                     range + ")";
+  if (r.voided > 0) line += ", skipped " + std::to_string(r.voided) + " voided";
+  if (r.failed > 0) line += ", " + std::to_string(r.failed) + " FAILED (see above)";
+  return line;
+}
+
+}  // namespace
+
+common::Result<std::unique_ptr<MountRuntime>> MountRuntime::Start(const MountOptions& options,
+                                                                  const MountConfig& config) {
+  std::unique_ptr<MountRuntime> rt(new MountRuntime());
+  rt->started_ = std::chrono::steady_clock::now();
+  rt->options_ = options;
+  rt->config_ = config;
+  MIRROR_ASSIGN_OR_RETURN(rt->volume_id_, EnsureVolumeId(options.backing));
+  rt->backing_fd_.reset(open(options.backing.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!rt->backing_fd_) return Status::IOError("open " + options.backing, errno);
+
+  MIRROR_ASSIGN_OR_RETURN(OpenedJournal opened, OpenMountJournal(config, rt->volume_id_));
+  rt->journal_ = std::move(opened.journal);
+  if (opened.created) {
+    Log(LogLevel::kNotice, "created journal " + config.journal_path + " (" +
+                               std::to_string(rt->journal_->stats().capacity_bytes >> 20) +
+                               " MiB ring)");
+  }
+  auto recovered = RecoverBacking(*rt->journal_, options.backing, opened.same_boot);
+  if (!recovered.ok()) return recovered.status().Annotate("recovery of " + options.backing);
+  rt->recovery_ = *recovered;
+  if (rt->recovery_.through_seq >= rt->recovery_.from_seq) {
+    Log(rt->recovery_.failed > 0 ? LogLevel::kError : LogLevel::kNotice,
+        DescribeRecovery(rt->recovery_));
+  }
+  rt->checkpointer_ =
+      std::make_unique<Checkpointer>(*rt->journal_, rt->backing_fd_.get(), config.cp_interval);
+  // What recovery replayed is in BACKING now: a consistency point makes it durable and
+  // empties the journal, before this boot is stamped as the journal's.
+  auto cp = rt->checkpointer_->Request(kCheckpointTimeout);
+  if (!cp.ok()) return cp.status().Annotate("consistency point after recovery");
+  MIRROR_RETURN_IF_ERROR(StampJournalBoot(config.journal_path));
+
+  auto sink = std::make_unique<JournalSink>(*rt->journal_);
+  rt->sink_ = sink.get();
+  FsParams params;
+  params.max_write = options.max_write;
+  MIRROR_ASSIGN_OR_RETURN(rt->fs_, Filesystem::Open(options.backing, params, std::move(sink)));
+  rt->sink_->Attach(rt->fs_->inodes());
+  return rt;
+}
+
+common::Status MountRuntime::Serve() {
+  checkpointer_->Start();
+  MountRuntime* self = this;
+  auto server = control::ControlServer::Start(
+      ControlSocketPath(options_.mountpoint),
+      [self](const nlohmann::json& request) { return self->HandleControl(request); });
+  if (!server.ok()) return server.status().Annotate("control socket");
+  control_ = std::move(*server);
+  return Status::Ok();
+}
+
+nlohmann::json MountRuntime::HandleControl(const nlohmann::json& request) {
+  const std::string cmd = request.value("cmd", "");
+  if (cmd == "status") {
+    StatusSources s;
+    s.config = &config_;
+    s.volume_id = volume_id_;
+    s.backing = options_.backing;
+    s.mountpoint = options_.mountpoint;
+    s.journal = journal_.get();
+    s.checkpointer = checkpointer_.get();
+    s.sink = sink_;
+    s.recovery = recovery_;
+    s.started = started_;
+    return BuildStatus(s);
+  }
+  if (cmd == "checkpoint") {
+    auto seq = checkpointer_->Request(kCheckpointTimeout);
+    if (!seq.ok()) return {{"ok", false}, {"error", seq.status().ToString()}};
+    return {{"ok", true}, {"cp_seq", *seq}};
+  }
+  return {{"ok", false}, {"error", "unknown command '" + cmd + "'"}};
+}
+
+common::Status MountRuntime::Shutdown() {
+  if (shut_down_) return Status::Ok();
+  shut_down_ = true;
+  control_.reset();
+  checkpointer_->Stop();
+  auto cp = checkpointer_->Request(kCheckpointTimeout);  // runs here: the thread is gone
+  if (!cp.ok()) return cp.status().Annotate("last consistency point");
+  Log(LogLevel::kNotice, "clean unmount: journal empty after seq " + std::to_string(*cp));
+  return Status::Ok();
+}
+
+MountRuntime::~MountRuntime() {
+  control_.reset();
+  if (checkpointer_) checkpointer_->Stop();
+  fs_.reset();  // before the journal its sink writes to
+}
+
+}  // namespace mirror::fs

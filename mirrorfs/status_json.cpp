@@ -1,0 +1,51 @@
+#include "mirrorfs/status_json.h"
+
+#include <time.h>
+
+namespace mirror::fs {
+
+nlohmann::json BuildStatus(const StatusSources& s) {
+  const common::JournalStats js = s.journal->stats();
+  const Checkpointer::Stats cp = s.checkpointer->stats();
+  std::string state = "running";
+  if (!js.sticky_error.ok()) {
+    state = "journal-error";
+  } else if (js.waiting_appenders > 0) {
+    state = "journal-full";
+  } else if (!cp.last_error.empty()) {
+    state = "cp-failing";
+  }
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  int64_t now_ns = static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
+  nlohmann::json j;
+  j["ok"] = true;
+  j["state"] = state;
+  j["source_id"] = s.config->source_id;
+  j["volume_id"] = s.volume_id;
+  j["backing"] = s.backing;
+  j["mountpoint"] = s.mountpoint;
+  j["mirror"] = "local-only";
+  j["last_seq"] = js.last_assigned_seq;
+  j["cp_seq"] = cp.cp_seq;
+  j["cp_age_seconds"] = cp.cp_time_ns == 0 ? -1.0 : static_cast<double>(now_ns - cp.cp_time_ns) / 1e9;
+  j["cp_count"] = cp.cps;
+  j["cp_failures"] = cp.failures;
+  j["cp_last_error"] = cp.last_error;
+  j["journal_path"] = s.journal->path();
+  j["journal_bytes"] = js.capacity_bytes;
+  j["journal_used_bytes"] = js.used_bytes;
+  j["journal_waiting_writers"] = js.waiting_appenders;
+  j["journal_full_reason"] = js.full_reason;
+  j["journal_error"] = js.sticky_error.ok() ? "" : js.sticky_error.ToString();
+  j["ops_per_second"] = cp.ops_per_second;
+  j["recovered_records"] = s.recovery.replayed;
+  j["recovery_failed_records"] = s.recovery.failed;
+  j["recovery_kind"] = s.recovery.same_boot ? "daemon-restart" : "machine-restart";
+  j["unjournaled_changes"] = s.sink->unjournaled();
+  j["uptime_seconds"] =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - s.started).count();
+  return j;
+}
+
+}  // namespace mirror::fs
