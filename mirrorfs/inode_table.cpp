@@ -65,6 +65,14 @@ void InodeTable::AddName(dev_t dev, ino_t ino, InodeNumber parent, std::string_v
 void InodeTable::RemoveName(dev_t dev, ino_t ino, InodeNumber parent, std::string_view name) {
   std::lock_guard lock(mu_);
   if (Inode* inode = FindLocked(dev, ino)) inode->names.erase(MakeName(parent, name));
+  ++namespace_generation_;  // scanned paths may be stale now
+}
+
+void InodeTable::RememberScannedPath(InodeNumber n, std::string path) {
+  std::lock_guard lock(mu_);
+  Inode& inode = Get(n);
+  inode.scanned_path = std::move(path);
+  inode.scanned_generation = namespace_generation_;
 }
 
 common::Result<std::string> InodeTable::PathOf(InodeNumber n) const {
@@ -84,11 +92,18 @@ common::Result<std::string> InodeTable::PathOf(InodeNumber n) const {
       next = p;
       break;
     }
-    if (next == nullptr) return common::Status::NotFound("inode has no known name");
+    if (next == nullptr) {
+      // No chain of known names: a path found by a scan still holds if no name was
+      // removed since.
+      if (cur->scanned_generation != namespace_generation_ || cur->scanned_path.empty()) {
+        return common::Status::NotFound("inode has no known name");
+      }
+      break;
+    }
     cur = next;
   }
-  if (parts.empty()) return std::string(".");
-  std::string path;
+  if (parts.empty()) return cur == root_ ? std::string(".") : cur->scanned_path;
+  std::string path = cur == root_ ? std::string() : cur->scanned_path;
   for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
     if (!path.empty()) path += '/';
     path += **it;

@@ -65,6 +65,11 @@ struct Inode {
   std::mutex mu;
   // (parent inode number, name) entries seen for this inode. Guarded by InodeTable::mu_.
   std::set<NameRef> names;
+  // A path found by scanning BACKING when no chain of known names exists (a hard link
+  // made by an earlier daemon, whose other name was unlinked), valid while
+  // scanned_generation equals the table's namespace generation. Guarded by InodeTable::mu_.
+  std::string scanned_path;
+  uint64_t scanned_generation = 0;
 };
 
 class InodeTable {
@@ -100,6 +105,8 @@ class InodeTable {
   // parents are still in the table. NotFound if no such chain exists (e.g. unlinked).
   common::Result<std::string> PathOf(InodeNumber n) const;
 
+  // Remembers `path` (found by name_scan.h) for PathOf until the next RemoveName.
+  void RememberScannedPath(InodeNumber n, std::string path);
   // One recorded (parent, name) of `n` whose parent is live; NotFound if none.
   common::Result<std::pair<InodeNumber, std::string>> AnyNameOf(InodeNumber n) const;
 
@@ -117,6 +124,8 @@ class InodeTable {
   std::set<const Inode*> live_;  // guarded by mu_
   Inode* root_ = nullptr;
   uint64_t next_generation_ = 1;  // guarded by mu_
+  // Bumped by every RemoveName (unlink, rmdir, rename): invalidates scanned paths.
+  uint64_t namespace_generation_ = 1;  // guarded by mu_
 };
 
 }  // namespace mirror::fs

@@ -178,24 +178,19 @@ void JournalSink::AppendCorrections(const Mutation& m) {
   const SinkSlot& slot = m.sink_slot();
   if (!slot.check_node) return;
   const MutationInfo& info = m.info();
+  const bool new_node = IsNewNodeKind(m.kind());
   struct stat st;
-  std::string path;
-  if (IsNewNodeKind(m.kind())) {
-    int dir = inodes_->Get(info.parent).fd.get();
-    if (fstatat(dir, info.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return;
-    auto parent = inodes_->PathOf(info.parent);
-    if (!parent.ok()) return;
-    path = *parent == "." ? info.name : *parent + "/" + info.name;
-  } else {
-    if (fstatat(inodes_->Get(info.ino).fd.get(), "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0)
-      return;
-    auto node = inodes_->PathOf(info.ino);
-    if (!node.ok()) return;
-    path = std::move(*node);
-  }
+  int rc = new_node ? fstatat(inodes_->Get(info.parent).fd.get(), info.name.c_str(), &st,
+                              AT_SYMLINK_NOFOLLOW)
+                    : fstatat(inodes_->Get(info.ino).fd.get(), "", &st,
+                              AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+  if (rc != 0) return;
   bool mode_differs = !S_ISLNK(st.st_mode) && st.st_mode != slot.mode;
   if (st.st_uid == slot.uid && st.st_gid == slot.gid && !mode_differs) return;
-  Append(common::ChownOp{path, st.st_uid, st.st_gid, static_cast<uint32_t>(st.st_mode & 07777)},
+  auto path = inodes_->PathOf(new_node ? info.parent : info.ino);
+  if (!path.ok()) return;
+  if (new_node) *path = *path == "." ? info.name : *path + "/" + info.name;
+  Append(common::ChownOp{*path, st.st_uid, st.st_gid, static_cast<uint32_t>(st.st_mode & 07777)},
          "owner correction");
 }
 

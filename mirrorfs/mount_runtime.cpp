@@ -1,6 +1,7 @@
 #include "mirrorfs/mount_runtime.h"
 
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <cerrno>
 
@@ -42,6 +43,25 @@ common::Result<std::unique_ptr<MountRuntime>> MountRuntime::Start(const MountOpt
 
   MIRROR_ASSIGN_OR_RETURN(OpenedJournal opened, OpenMountJournal(config, rt->volume_id_));
   rt->journal_ = std::move(opened.journal);
+  // The largest record: a max_write write with a long path (common::kDefaultMaxRecordBytes
+  // allows 64 KiB besides the data).
+  const uint64_t needed = uint64_t{options.max_write} + 64 * 1024;
+  if (rt->journal_->max_record_bytes() < needed) {
+    if (opened.created) {
+      rt->journal_.reset();
+      unlink(config.journal_path.c_str());  // empty and just made: do not leave it behind
+      return Status::InvalidArgument("journal_size=" + std::to_string(config.journal_size >> 10) +
+                                     "K is too small: a " + std::to_string(options.max_write) +
+                                     "-byte write needs a journal of at least " +
+                                     std::to_string((2 * needed >> 20) + 2) + "M");
+    }
+    return Status::InvalidArgument(
+        "journal " + config.journal_path + " is too small: its records can hold " +
+        std::to_string(rt->journal_->max_record_bytes()) + " bytes, a " +
+        std::to_string(options.max_write) + "-byte write needs " + std::to_string(needed) +
+        " (a journal of at least " + std::to_string((2 * needed >> 20) + 2) +
+        "M; delete it to make a new one with journal_size=, or lower max_write=)");
+  }
   if (opened.created) {
     Log(LogLevel::kNotice, "created journal " + config.journal_path + " (" +
                                std::to_string(rt->journal_->stats().capacity_bytes >> 20) +
@@ -50,6 +70,7 @@ common::Result<std::unique_ptr<MountRuntime>> MountRuntime::Start(const MountOpt
   auto recovered = RecoverBacking(*rt->journal_, options.backing, opened.same_boot);
   if (!recovered.ok()) return recovered.status().Annotate("recovery of " + options.backing);
   rt->recovery_ = *recovered;
+  if (opened.created) rt->recovery_.kind = "new journal";
   if (rt->recovery_.through_seq >= rt->recovery_.from_seq) {
     Log(rt->recovery_.failed > 0 ? LogLevel::kError : LogLevel::kNotice,
         DescribeRecovery(rt->recovery_));

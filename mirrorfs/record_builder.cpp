@@ -1,5 +1,7 @@
 #include "mirrorfs/record_builder.h"
 
+#include "mirrorfs/name_scan.h"
+
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 
@@ -22,8 +24,14 @@ BuiltRecord::Outcome NodePath(InodeTable& inodes, InodeNumber n, std::string* ou
     return BuiltRecord::Outcome::kRecord;
   }
   struct stat st;
-  if (StatInode(inodes.Get(n), &st) == 0 && st.st_nlink == 0) return BuiltRecord::Outcome::kNoName;
-  return BuiltRecord::Outcome::kUnknownName;
+  if (StatInode(inodes.Get(n), &st) != 0) return BuiltRecord::Outcome::kUnknownName;
+  if (st.st_nlink == 0) return BuiltRecord::Outcome::kNoName;
+  // Linked, but under names the table never saw: find one (rare and bounded).
+  auto scanned = ScanForPath(inodes.Root().fd.get(), st);
+  if (!scanned.ok()) return BuiltRecord::Outcome::kUnknownName;
+  inodes.RememberScannedPath(n, *scanned);
+  *out = std::move(*scanned);
+  return BuiltRecord::Outcome::kRecord;
 }
 
 BuiltRecord::Outcome EntryPath(InodeTable& inodes, InodeNumber parent, const std::string& name,

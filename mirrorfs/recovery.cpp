@@ -16,8 +16,10 @@ common::Result<RecoveryReport> RecoverBacking(const common::Journal& journal,
   report.through_seq = stats.last_assigned_seq;
   if (report.from_seq > report.through_seq) {
     report.through_seq = report.from_seq - 1;
+    report.kind = "clean";
     return report;
   }
+  report.kind = same_boot ? "daemon crash" : "reboot";
   MIRROR_ASSIGN_OR_RETURN(common::ImageTree tree, common::ImageTree::Open(backing));
   MIRROR_ASSIGN_OR_RETURN(common::JournalCursor cursor, journal.ReadFrom(report.from_seq));
   common::ApplyOptions options;

@@ -28,6 +28,8 @@ struct RecoveryReport {
   uint64_t replayed = 0;     // records applied
   uint64_t voided = 0;       // voided records skipped (changes that had failed)
   uint64_t failed = 0;       // records that could not be applied
+  // For status: "new journal", "clean" (nothing to replay), "daemon crash" or "reboot".
+  std::string kind;
 };
 
 common::Result<RecoveryReport> RecoverBacking(const common::Journal& journal,

@@ -1,6 +1,7 @@
 #include "mirrorfs/status_json.h"
 
 #include <time.h>
+#include <unistd.h>
 
 namespace mirror::fs {
 
@@ -41,8 +42,9 @@ nlohmann::json BuildStatus(const StatusSources& s) {
   j["ops_per_second"] = cp.ops_per_second;
   j["recovered_records"] = s.recovery.replayed;
   j["recovery_failed_records"] = s.recovery.failed;
-  j["recovery_kind"] = s.recovery.same_boot ? "daemon-restart" : "machine-restart";
+  j["recovery"] = s.recovery.kind;
   j["unjournaled_changes"] = s.sink->unjournaled();
+  j["pid"] = static_cast<int64_t>(getpid());
   j["uptime_seconds"] =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - s.started).count();
   return j;

@@ -174,3 +174,35 @@ TEST_CASE("PredictionsFollowTheKernelsRules") {
   dir.st_mode = S_IFDIR | 06755;
   CHECK(PredictModeAfterChown(dir) == 06755);
 }
+
+TEST_CASE("AWriteToAHardLinkTheTableNeverSawIsJournaledUnderThatName") {
+  Fixture f;
+  REQUIRE(mkdir((f.backing + "/d").c_str(), 0755) == 0);
+  mirror::test::WriteFileBytes(f.backing + "/a", "0123456789");
+  REQUIRE(link((f.backing + "/a").c_str(), (f.backing + "/d/b").c_str()) == 0);
+  InodeNumber ino = f.Lookup("a");  // the table knows only "a"
+  Inode& inode = f.table->Get(ino);
+  f.table->RemoveName(inode.dev, inode.ino, kRootInode, "a");
+  REQUIRE(unlink((f.backing + "/a").c_str()) == 0);
+  for (int i = 0; i < 2; ++i) {  // the second write uses the remembered path
+    Mutation m(f.ns, *f.sink, MutationKind::kWrite, &inode);
+    m.info().ino = ino;
+    m.info().data = "X";
+    m.info().length = 1;
+    m.info().offset = i;
+    REQUIRE(m.Start() == 0);
+    m.info().result_length = 1;
+    m.Commit();
+  }
+  auto records = f.Records();
+  REQUIRE(records.size() == 2);
+  for (const auto& r : records) {
+    const auto* w = std::get_if<common::WriteOp>(&r.op);
+    REQUIRE(w != nullptr);
+    CHECK(w->path == "d/b");
+  }
+  CHECK(f.sink->unjournaled() == 0);
+  // Once a name is removed anywhere, the remembered path is no longer trusted.
+  f.table->RemoveName(0, 0, kRootInode, "unrelated");
+  CHECK_FALSE(f.table->PathOf(ino).ok());
+}
