@@ -110,6 +110,7 @@ void JournalSink::After(const Mutation& m, int err) {
     // A short write (ENOSPC, EFBIG): the record claims more than BACKING got.
     if (common::Status s = journal_.VoidAndRelease(held); !s.ok()) ReportJournalError(s, "void");
     AppendShortWrite(m);
+    AppendCorrections(m);
     return;
   }
   AppendCorrections(m);

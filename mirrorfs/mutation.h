@@ -76,7 +76,8 @@ struct SinkSlot {
   uint64_t offset = 0;
   bool held = false;
   struct timespec time = {};  // the time the sink chose for this change (mtimes)
-  // What the record predicts for the node after the change (new nodes, chown): checked
+  // What the record predicts for the node after the change (new nodes, chown, changes that
+  // may drop setuid/setgid): checked
   // against BACKING afterwards.
   bool check_node = false;
   mode_t mode = 0;  // type and permission bits

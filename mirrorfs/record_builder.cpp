@@ -45,6 +45,21 @@ BuiltRecord::Outcome EntryPath(InodeTable& inodes, InodeNumber parent, const std
   return o;
 }
 
+bool MayDropSetidBits(MutationKind kind) {
+  switch (kind) {
+    case MutationKind::kWrite:
+    case MutationKind::kCopyFileRange:
+    case MutationKind::kTruncate:
+    case MutationKind::kTruncateOnOpen:
+    case MutationKind::kFallocate:
+    case MutationKind::kSetxattr:
+    case MutationKind::kRemovexattr:
+      return true;
+    default:
+      return false;
+  }
+}
+
 Timespec ResolveTime(int to_set, int now_bit, int set_bit, const struct timespec& given,
                      const struct timespec& now) {
   if (to_set & now_bit) return ToRecordTime(now);
@@ -176,6 +191,19 @@ int BuildRecordOp(const Mutation& m, InodeTable& inodes, const struct timespec& 
   // Data and attribute changes name their inode.
   out->outcome = NodePath(inodes, info.ino, &out->path);
   if (out->outcome != O::kRecord) return 0;
+  if (MayDropSetidBits(info.kind)) {
+    // The kernel drops setuid/setgid on a write, truncate or ACL change by a caller
+    // without CAP_FSETID, with no setattr of its own: predict "unchanged" and let the
+    // sink journal what BACKING did.
+    struct stat st;
+    if (int err = StatInode(inodes.Get(info.ino), &st)) return err;
+    if (st.st_mode & (S_ISUID | S_ISGID)) {
+      out->predicts_node = true;
+      out->mode = st.st_mode;
+      out->uid = st.st_uid;
+      out->gid = st.st_gid;
+    }
+  }
   std::string_view data(info.data == nullptr ? "" : info.data, info.length);
   switch (info.kind) {
     case MutationKind::kWrite:

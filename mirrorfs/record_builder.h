@@ -2,7 +2,7 @@
 // in its MutationInfo, the inode table's paths and the time the sink chose.
 //
 // Where BACKING decides a result (the owner, group and mode of a new node, the mode after
-// a chown), the record carries a prediction made with the kernel's rules; the sink checks
+// a chown, setuid/setgid dropped by a write, truncate or ACL change), the record carries a prediction made with the kernel's rules; the sink checks
 // it after the change and journals a correction when BACKING decided otherwise.
 //
 // Thread-safety: a pure function of its inputs plus fstat calls; call it inside the
@@ -33,7 +33,8 @@ struct BuiltRecord {
   // Storage that op's string_views point into: a BuiltRecord must not be copied or moved.
   std::string path;
   std::string new_path;
-  // New nodes and chown: what BACKING is expected to show for the node afterwards.
+  // New nodes, chown, and changes to setuid/setgid files: what BACKING is expected to
+  // show for the node afterwards.
   bool predicts_node = false;
   mode_t mode = 0;  // type and permission bits (a symlink's are not compared)
   uid_t uid = 0;
