@@ -1,0 +1,368 @@
+#include "mirrord/connection.h"
+
+#include <utility>
+
+#include "common/endian.h"
+#include "common/quote.h"
+#include "mirrord/log.h"
+
+namespace mirror::d {
+
+namespace asio = boost::asio;
+using common::WireError;
+
+namespace {
+
+constexpr uint32_t kMaxHandshakeFrame = 8192;  // HELLO, AUTH or an ERROR (4 KiB of text)
+
+std::string EncodeOrEmpty(const common::Message& msg) {
+  common::Result<std::string> bytes = common::EncodeFrame(msg);
+  return bytes.ok() ? std::move(bytes).value() : std::string();
+}
+
+// Bytes of the first `n` records of a tiled batch.
+size_t RecordsPrefixBytes(std::string_view records, uint32_t n) {
+  size_t pos = 0;
+  for (uint32_t i = 0; i < n; ++i) pos += common::LoadLE<uint32_t>(records.data() + pos);
+  return pos;
+}
+
+}  // namespace
+
+Connection::Connection(asio::ip::tcp::socket socket, const MirrordConfig& config,
+                       StoreRegistry& registry, asio::thread_pool& blocking)
+    : socket_(std::move(socket)),
+      timer_(socket_.get_executor()),
+      config_(config),
+      registry_(registry),
+      blocking_(blocking),
+      handshake_([&registry](std::string_view id) { return registry.Lookup(id); }) {
+  boost::system::error_code ec;
+  auto ep = socket_.remote_endpoint(ec);
+  peer_ = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+void Connection::Start() {
+  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+    boost::system::error_code ec;
+    self->socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+    self->ArmTimer(self->config_.handshake_timeout);
+    self->ReadHeader();
+  });
+}
+
+void Connection::Shutdown() {
+  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+    if (self->phase_ == Phase::kClosed) return;
+    self->Refuse({WireError::kShuttingDown, "mirrord is stopping; reconnect later"});
+  });
+}
+
+// ---- Reading frames
+
+void Connection::ReadHeader() {
+  if (phase_ == Phase::kClosed) return;
+  if (phase_ == Phase::kStreaming && config_.idle_timeout.count() > 0) {
+    ArmTimer(config_.idle_timeout);
+  }
+  asio::async_read(socket_, asio::buffer(header_),
+                   [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+                     self->OnHeader(ec);
+                   });
+}
+
+void Connection::OnHeader(const boost::system::error_code& ec) {
+  if (phase_ == Phase::kClosed) return;
+  if (ec) return Close(ec == asio::error::eof ? "peer closed" : "read: " + ec.message());
+  // Before authentication only small frames (8 KiB) are read: a stranger cannot make us
+  // allocate max_frame bytes per connection.
+  common::FrameLimits limits{phase_ == Phase::kHandshake ? kMaxHandshakeFrame
+                                                         : config_.max_frame_bytes};
+  WireError refusal = WireError::kProtocol;
+  common::Result<common::FrameHeader> header =
+      common::DecodeFrameHeader(std::string_view(header_.data(), header_.size()), limits, &refusal);
+  if (!header.ok()) return Refuse({refusal, header.status().message()});
+  frame_ = *header;
+  payload_.resize(frame_.length);  // bounded by max_frame_bytes
+  asio::async_read(socket_, asio::buffer(payload_),
+                   [self = shared_from_this()](const boost::system::error_code& e, size_t) {
+                     self->OnPayload(e);
+                   });
+}
+
+void Connection::OnPayload(const boost::system::error_code& ec) {
+  if (phase_ == Phase::kClosed) return;
+  if (ec) return Close("read: " + ec.message());
+  std::string_view payload(payload_.data(), payload_.size());
+  if (common::Status s = common::CheckFramePayload(frame_, payload); !s.ok()) {
+    return Refuse({WireError::kBadCrc, s.message()});
+  }
+  common::Result<common::Message> msg = common::DecodeMessage(frame_.type, payload);
+  if (!msg.ok()) return Refuse({WireError::kProtocol, msg.status().message()});
+  if (phase_ == Phase::kHandshake) return OnHandshakeFrame(*msg);
+  OnStreamFrame(*msg);
+}
+
+// ---- Handshake
+
+void Connection::OnHandshakeFrame(const common::Message& msg) {
+  std::string reply = handshake_.OnFrame(msg);
+  const std::string who = handshake_.hello().source_id;
+  switch (handshake_.state()) {
+    case common::HandshakeState::kFailed:
+      LogSource(LogLevel::kWarning, who,
+                "handshake from " + peer_ +
+                    " refused: " + std::string(common::WireErrorName(handshake_.error_code())) +
+                    ": " + handshake_.error().message());
+      if (reply.empty()) return Close("handshake failed");
+      close_after_write_ = true;
+      return Send(std::move(reply));
+    case common::HandshakeState::kDone:
+      welcome_ = std::move(reply);
+      source_id_ = who;
+      phase_ = Phase::kStarting;
+      return StartSession();
+    default:
+      Send(std::move(reply));
+      return ReadHeader();
+  }
+}
+
+void Connection::StartSession() {
+  const common::HelloMsg hello = handshake_.hello();
+  std::weak_ptr<Connection> weak = weak_from_this();
+  auto on_durable = [weak, ex = socket_.get_executor()](uint64_t, uint64_t) {
+    asio::post(ex, [weak] {
+      if (auto self = weak.lock()) self->WantAck();
+    });
+  };
+  asio::post(blocking_, [self = shared_from_this(), hello, on_durable] {
+    Refusal refusal{WireError::kInternal, ""};
+    SourceStore* store = nullptr;
+    common::Result<SessionInfo> info = common::Status::Aborted("not started");
+    common::Result<SourceStore*> opened = self->registry_.GetOrOpen(hello.source_id);
+    if (!opened.ok()) {
+      refusal.message = opened.status().ToString();
+      info = opened.status();
+    } else {
+      store = *opened;
+      info = store->StartSession(hello.volume_id, hello.epoch, on_durable, &refusal);
+    }
+    asio::post(self->socket_.get_executor(), [self, info = std::move(info), store, refusal] {
+      self->OnSessionStarted(info, store, refusal);
+    });
+  });
+}
+
+void Connection::OnSessionStarted(common::Result<SessionInfo> info, SourceStore* store,
+                                  Refusal refusal) {
+  if (phase_ == Phase::kClosed || close_after_write_) {
+    if (info.ok()) store->EndSession(info->token);
+    return;
+  }
+  if (!info.ok()) return Refuse(refusal);
+  store_ = store;
+  token_ = info->token;
+  // The handshake's WELCOME carries the seqs as they were at HELLO; the session's are
+  // current (everything received is now durable). The server proof does not cover them.
+  common::Result<common::Message> msg = common::DecodeFrame(welcome_);
+  if (!msg.ok() || !std::holds_alternative<common::WelcomeMsg>(*msg)) {
+    return Refuse({WireError::kInternal, "cannot re-read our own WELCOME"});
+  }
+  common::WelcomeMsg welcome = std::get<common::WelcomeMsg>(*msg);
+  welcome.durable_seq = info->durable_seq;
+  welcome.resume_seq = info->durable_seq + 1;
+  welcome.applied_seq = info->applied_seq;
+  welcome.epoch = info->epoch;
+  phase_ = Phase::kStreaming;
+  registry_.SetConnected(source_id_, token_, peer_);
+  LogSource(LogLevel::kNotice, source_id_,
+            "connected from " + peer_ + " (epoch " + std::to_string(info->epoch) +
+                ", resume at seq " + std::to_string(welcome.resume_seq) + ")");
+  Send(EncodeOrEmpty(welcome));
+  ReadHeader();
+}
+
+// ---- Streaming
+
+void Connection::OnStreamFrame(const common::Message& msg) {
+  if (phase_ != Phase::kStreaming) {
+    return Refuse({WireError::kProtocol, "frame before the session started"});
+  }
+  if (const auto* records = std::get_if<common::RecordsMsg>(&msg)) return OnRecords(*records);
+  if (const auto* sync = std::get_if<common::SyncMsg>(&msg)) {
+    OnSync(sync->cp_seq);
+    return ReadHeader();
+  }
+  if (const auto* ping = std::get_if<common::PingMsg>(&msg)) {
+    Send(EncodeOrEmpty(common::PongMsg{ping->token}));
+    return ReadHeader();
+  }
+  if (std::get_if<common::PongMsg>(&msg) != nullptr) return ReadHeader();
+  if (const auto* err = std::get_if<common::ErrorMsg>(&msg)) {
+    LogSource(LogLevel::kWarning, source_id_,
+              "source sent ERROR " + std::string(common::WireErrorName(err->code)) + ": " +
+                  common::QuoteForMessage(err->message));
+    return Close("peer error");
+  }
+  Refuse({WireError::kProtocol, "unexpected " +
+                                    std::string(common::FrameTypeName(common::MessageType(msg))) +
+                                    " frame after the handshake"});
+}
+
+void Connection::OnRecords(const common::RecordsMsg& msg) {
+  if (common::LoadLE<uint64_t>(msg.records.data() + 16) != msg.first_seq) {
+    return Refuse({WireError::kProtocol, "records frame says first_seq " +
+                                             std::to_string(msg.first_seq) +
+                                             " but its first record has another seq"});
+  }
+  pending_records_ = msg.records;
+  pending_count_ = msg.count;
+  TryReceive();
+}
+
+void Connection::TryReceive() {
+  waiting_for_room_ = false;
+  if (phase_ == Phase::kClosed) return;
+  ReceiveResult r = store_->Receive(token_, pending_records_, pending_count_);
+  pending_records_.remove_prefix(RecordsPrefixBytes(pending_records_, r.accepted));
+  pending_count_ -= r.accepted;
+  if (r.accepted > 0) WantAck();
+  if (r.error) return Refuse(*r.error);
+  if (r.need_room) {
+    // Backpressure: no read until the flusher frees a half; no idle timeout meanwhile.
+    waiting_for_room_ = true;
+    timer_.cancel();
+    // The callback owns the connection: while it waits for room nothing else does (no
+    // read or timer is pending), and the store calls every waiter, also when it stops.
+    store_->WhenRoom([self = shared_from_this()] {
+      asio::post(self->socket_.get_executor(), [self] { self->TryReceive(); });
+    });
+    return;
+  }
+  ReadHeader();
+}
+
+void Connection::OnSync(uint64_t cp_seq) {
+  if (sync_running_) {
+    next_sync_ = std::max(next_sync_, cp_seq);
+    return;
+  }
+  StartSync(cp_seq);
+}
+
+void Connection::StartSync(uint64_t cp_seq) {
+  sync_running_ = true;
+  asio::post(blocking_, [self = shared_from_this(), store = store_, cp_seq] {
+    Refusal refusal{WireError::kInternal, ""};
+    common::Result<uint64_t> applied = store->Sync(cp_seq, &refusal);
+    asio::post(self->socket_.get_executor(), [self, applied = std::move(applied), refusal] {
+      self->OnSyncDone(applied, refusal);
+    });
+  });
+}
+
+void Connection::OnSyncDone(common::Result<uint64_t> applied, Refusal refusal) {
+  sync_running_ = false;
+  if (phase_ == Phase::kClosed) return;
+  if (!applied.ok()) return Refuse(refusal);
+  Send(EncodeOrEmpty(common::SyncDoneMsg{*applied}));
+  if (next_sync_ != 0) {
+    const uint64_t next = std::exchange(next_sync_, 0);
+    if (next > *applied) return StartSync(next);
+    Send(EncodeOrEmpty(common::SyncDoneMsg{*applied}));
+  }
+}
+
+// ---- Writing
+
+void Connection::WantAck() {
+  if (phase_ != Phase::kStreaming) return;
+  ack_wanted_ = true;
+  KickWrite();
+}
+
+void Connection::Send(std::string frame) {
+  if (frame.empty() || phase_ == Phase::kClosed) return;
+  out_.push_back(std::move(frame));
+  KickWrite();
+}
+
+void Connection::KickWrite() {
+  if (write_busy_ || phase_ == Phase::kClosed) return;
+  if (!out_.empty()) {
+    writing_ = std::move(out_.front());
+    out_.pop_front();
+  } else if (ack_wanted_ && !close_after_write_) {
+    ack_wanted_ = false;
+    StoreStats st = store_->Stats();
+    writing_ = EncodeOrEmpty(common::AckMsg{st.received_seq, st.durable_seq});
+  } else {
+    if (close_after_write_) Close("refused");
+    return;
+  }
+  write_busy_ = true;
+  asio::async_write(socket_, asio::buffer(writing_),
+                    [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+                      self->write_busy_ = false;
+                      if (ec) return self->Close("write: " + ec.message());
+                      self->KickWrite();
+                    });
+}
+
+void Connection::Refuse(const Refusal& refusal) {
+  if (phase_ == Phase::kClosed || close_after_write_) return;
+  LogSource(refusal.code == WireError::kShuttingDown ? LogLevel::kInfo : LogLevel::kWarning,
+            source_id_.empty() ? handshake_.hello().source_id : source_id_,
+            "refused " + peer_ + ": " + std::string(common::WireErrorName(refusal.code)) + ": " +
+                refusal.message);
+  std::string msg = refusal.message.substr(0, common::kMaxErrorMessageBytes);
+  // Nothing but the ERROR goes out after a refusal: drop queued ACKs and frames.
+  out_.clear();
+  ack_wanted_ = false;
+  close_after_write_ = true;
+  out_.push_back(EncodeOrEmpty(common::ErrorMsg{refusal.code, msg}));
+  ArmTimer(std::chrono::seconds(5));  // a peer that does not read cannot keep us
+  KickWrite();
+}
+
+void Connection::Close(const std::string& why) {
+  if (phase_ == Phase::kClosed) return;
+  const bool was_streaming = phase_ == Phase::kStreaming;
+  phase_ = Phase::kClosed;
+  boost::system::error_code ec;
+  timer_.cancel();
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  socket_.close(ec);
+  if (store_ != nullptr) {
+    store_->EndSession(token_);
+    registry_.SetDisconnected(source_id_, token_);
+  }
+  if (was_streaming) LogSource(LogLevel::kNotice, source_id_, "disconnected: " + why);
+}
+
+// ---- Timeouts
+
+void Connection::ArmTimer(std::chrono::milliseconds after) {
+  timer_.expires_after(after);
+  timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    if (!ec) self->OnTimer();
+  });
+}
+
+void Connection::OnTimer() {
+  if (phase_ == Phase::kClosed) return;
+  // A handler queued before the timer was re-armed or cancelled: not a timeout.
+  if (timer_.expiry() > asio::steady_timer::clock_type::now()) return;
+  if (waiting_for_room_) return;
+  if (close_after_write_) return Close("peer did not read our ERROR");
+  if (sync_running_) return ArmTimer(config_.idle_timeout);
+  if (phase_ == Phase::kStreaming) {
+    LogSource(LogLevel::kWarning, source_id_, "idle for too long; closing " + peer_);
+    return Close("idle timeout");
+  }
+  Log(LogLevel::kWarning, "connection from " + peer_ + ": handshake timed out");
+  Close("handshake timeout");
+}
+
+}  // namespace mirror::d

@@ -1,0 +1,106 @@
+// One source connection: the handshake, then RECORDS/SYNC/PING in, ACK/SYNC_DONE/PONG
+// out (docs/formats.md, "Wire frames and handshake").
+//
+// Asio model (as Beast's advanced server): everything runs on the socket's strand; the
+// connection stays alive through the shared_ptr its handlers capture; exactly one
+// async_write is outstanding; every read has a size limit (the frame header is checked
+// before the payload is allocated) and a timeout (handshake_timeout, then idle_timeout).
+//
+// Backpressure: a RECORDS frame is read only after the previous one was taken whole by
+// the store. When the store's memory is full (its flush is behind), the connection stops
+// reading until the store calls back, so its memory stays bounded (one frame).
+//
+// Acknowledgements: after each RECORDS frame, and after each flush of the store, an ACK
+// (received_seq, durable_seq) is sent; ACKs are coalesced (one pending at most). SYNC runs
+// on the blocking pool (apply may take long); one at a time, later ones are merged.
+//
+// Refusals: every refusal sends ERROR with its code, logs one line naming the source,
+// and closes the connection after the ERROR is written.
+//
+// Thread-safety: public methods may be called from any thread (they post to the strand).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/frame.h"
+#include "common/handshake.h"
+#include "mirrord/asio.h"
+#include "mirrord/config.h"
+#include "mirrord/record_check.h"
+#include "mirrord/store_registry.h"
+
+namespace mirror::d {
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(boost::asio::ip::tcp::socket socket, const MirrordConfig& config,
+             StoreRegistry& registry, boost::asio::thread_pool& blocking);
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  void Start();
+  // Sends ERROR(shutting-down) and closes.
+  void Shutdown();
+
+ private:
+  enum class Phase { kHandshake, kStarting, kStreaming, kClosed };
+
+  void ReadHeader();
+  void OnHeader(const boost::system::error_code& ec);
+  void OnPayload(const boost::system::error_code& ec);
+  void OnHandshakeFrame(const common::Message& msg);
+  void StartSession();
+  void OnSessionStarted(common::Result<SessionInfo> info, SourceStore* store, Refusal refusal);
+  void OnStreamFrame(const common::Message& msg);
+  void OnRecords(const common::RecordsMsg& msg);
+  void TryReceive();
+  void OnSync(uint64_t cp_seq);
+  void StartSync(uint64_t cp_seq);
+  void OnSyncDone(common::Result<uint64_t> applied, Refusal refusal);
+
+  void WantAck();
+  void Send(std::string frame);
+  void KickWrite();
+  void Refuse(const Refusal& refusal);
+  void Close(const std::string& why);
+  void ArmTimer(std::chrono::milliseconds after);
+  void OnTimer();
+
+  boost::asio::ip::tcp::socket socket_;
+  boost::asio::steady_timer timer_;
+  const MirrordConfig& config_;
+  StoreRegistry& registry_;
+  boost::asio::thread_pool& blocking_;
+  std::string peer_;
+
+  Phase phase_ = Phase::kHandshake;
+  common::ServerHandshake handshake_;
+  std::string welcome_;  // the handshake's WELCOME, re-sent with the session's seqs
+  std::string source_id_;
+  SourceStore* store_ = nullptr;  // owned by the registry
+  uint64_t token_ = 0;
+
+  std::array<char, common::kFrameHeaderSize> header_{};
+  common::FrameHeader frame_{};
+  std::vector<char> payload_;
+  std::string_view pending_records_;  // part of a RECORDS frame not yet taken
+  uint32_t pending_count_ = 0;
+  bool waiting_for_room_ = false;
+
+  bool sync_running_ = false;
+  uint64_t next_sync_ = 0;  // a SYNC that came while one was running (0: none)
+
+  std::deque<std::string> out_;
+  std::string writing_;
+  bool write_busy_ = false;
+  bool ack_wanted_ = false;
+  bool close_after_write_ = false;
+};
+
+}  // namespace mirror::d

@@ -1,0 +1,381 @@
+#include "mirrord/source_store.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <utility>
+
+#include "common/endian.h"
+
+namespace mirror::d {
+
+using common::Result;
+using common::Status;
+using common::WireError;
+
+namespace {
+
+Status MakeDir(const std::string& path) {
+  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Status::IOError("mkdir " + path, errno);
+  }
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return Status::IOError("lstat " + path, errno);
+  if (!S_ISDIR(st.st_mode)) return Status::InvalidArgument(path + " is not a directory");
+  return Status::Ok();
+}
+
+uint64_t SeqOf(std::string_view record) { return common::LoadLE<uint64_t>(record.data() + 16); }
+
+}  // namespace
+
+SourceStore::SourceStore(PrivateTag, std::string dir, std::string source_id,
+                         const StoreOptions& options)
+    : dir_(std::move(dir)), source_id_(std::move(source_id)), options_(options) {}
+
+Result<std::unique_ptr<SourceStore>> SourceStore::Open(const std::string& dir,
+                                                       const std::string& source_id,
+                                                       const StoreOptions& options,
+                                                       std::string* recovery_note) {
+  if (options.limits.max_record_bytes > options.memory_half_bytes) {
+    return Status::InvalidArgument("the largest record (" +
+                                   std::to_string(options.limits.max_record_bytes) +
+                                   " bytes) does not fit in a memory half (" +
+                                   std::to_string(options.memory_half_bytes) + " bytes)");
+  }
+  auto store = std::make_unique<SourceStore>(PrivateTag{}, dir, source_id, options);
+  std::string note;
+  MIRROR_RETURN_IF_ERROR(store->Recover(&note).Annotate("source '" + source_id + "'"));
+  if (recovery_note != nullptr) *recovery_note = note;
+  store->flusher_ = std::thread([s = store.get()] { s->FlusherLoop(); });
+  return store;
+}
+
+Status SourceStore::Recover(std::string* note) {
+  MIRROR_RETURN_IF_ERROR(MakeDir(dir_));
+  MIRROR_RETURN_IF_ERROR(MakeDir(dir_ + "/image"));
+  Result<SourceState> state = ReadStateFile(state_path());
+  if (state.ok()) {
+    if (state->source_id != source_id_) {
+      return Status::Mismatch("state file " + state_path() + " belongs to source '" +
+                              state->source_id + "'");
+    }
+    state_ = *state;
+  } else if (state.status().code() == common::Code::kNotFound) {
+    state_ = SourceState{};
+    state_.source_id = source_id_;
+    MIRROR_RETURN_IF_ERROR(WriteStateFile(state_path(), state_));
+  } else {
+    return state.status();
+  }
+  crash_replay_through_ = state_.replay_through;
+  MIRROR_ASSIGN_OR_RETURN(common::ImageTree image, common::ImageTree::Open(dir_ + "/image"));
+  image_.emplace(std::move(image));
+
+  common::SegmentLogOptions log_options;
+  log_options.segment_bytes = options_.segment_bytes;
+  log_options.limits = options_.limits;
+  MIRROR_ASSIGN_OR_RETURN(log_, common::SegmentLog::Open(dir_ + "/log", log_options));
+  *note = "log: " + log_->recovery().ToString();
+  if (log_->next_seq() == 0 && state_.applied_seq > 0) {
+    // A log that never held a record (a new directory) continues after what was applied.
+    MIRROR_RETURN_IF_ERROR(log_->SetNextSeq(state_.applied_seq + 1));
+  }
+  if (log_->last_seq() < state_.applied_seq) {
+    return Status::Corruption("state says seq " + std::to_string(state_.applied_seq) +
+                              " was applied, but the log ends at seq " +
+                              std::to_string(log_->last_seq()));
+  }
+  MIRROR_RETURN_IF_ERROR(RecoverMemory(note));
+  received_seq_ = durable_seq_ = log_->last_seq();
+  applied_seq_ = state_.applied_seq;
+  if (received_seq_ > applied_seq_) NoteArrivalLocked(std::chrono::steady_clock::now());
+  epoch_ = state_.epoch;
+  volume_id_ = state_.volume_id;
+  log_bytes_ = log_->total_bytes();
+  log_segments_ = log_->segment_count();
+  return Status::Ok();
+}
+
+Status SourceStore::RecoverMemory(std::string* note) {
+  const std::string path = dir_ + "/memory";
+  MemoryRecovery recovery;
+  MIRROR_ASSIGN_OR_RETURN(
+      memory_, MemoryFile::Open(path, options_.memory_half_bytes, options_.limits, &recovery));
+  std::string gap;
+  std::vector<std::string> records = MergeRuns(recovery, log_->last_seq(), &gap);
+  *note += "; " + recovery.ToString();
+  if (!records.empty()) {
+    std::vector<std::string_view> views(records.begin(), records.end());
+    MIRROR_RETURN_IF_ERROR(log_->AppendBatch(views));
+    MIRROR_RETURN_IF_ERROR(log_->Sync());
+    *note += "; " + std::to_string(records.size()) + " records moved from memory to the log";
+  }
+  if (!gap.empty()) *note += "; " + gap;
+  if (memory_->half_bytes() != options_.memory_half_bytes) {
+    memory_.reset();
+    MIRROR_RETURN_IF_ERROR(MemoryFile::Create(path, options_.memory_half_bytes));
+    MIRROR_ASSIGN_OR_RETURN(
+        memory_, MemoryFile::Open(path, options_.memory_half_bytes, options_.limits, &recovery));
+  }
+  memory_->Reset();
+  return Status::Ok();
+}
+
+SourceStore::~SourceStore() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+    flush_wanted_ = true;
+  }
+  flusher_cv_.notify_all();
+  if (flusher_.joinable()) flusher_.join();
+}
+
+uint64_t SourceStore::epoch() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return epoch_;
+}
+
+// ---- Sessions and receiving
+
+Result<SessionInfo> SourceStore::StartSession(
+    const std::string& volume_id, uint64_t epoch,
+    std::function<void(uint64_t received, uint64_t durable)> on_durable, Refusal* refusal) {
+  std::lock_guard<std::mutex> apply_lock(apply_mu_);
+  SourceState next = state_;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!volume_id_.empty() && volume_id_ != volume_id) {
+      *refusal = {WireError::kProtocol, "source '" + source_id_ + "' mirrors volume '" +
+                                            volume_id_ + "', not '" + volume_id + "'"};
+      return Status::Mismatch(refusal->message);
+    }
+    if (epoch < epoch_) {
+      *refusal = {WireError::kStaleEpoch, "fenced: epoch " + std::to_string(epoch) +
+                                              " is older than the stored epoch " +
+                                              std::to_string(epoch_)};
+      return Status::Mismatch(refusal->message);
+    }
+    // From here on, the older session's records are refused.
+    ++session_token_;
+    on_durable_ = nullptr;
+  }
+  if (next.volume_id != volume_id || next.epoch != epoch) {
+    next.volume_id = volume_id;
+    next.epoch = epoch;
+    if (Status s = StoreState(next); !s.ok()) {
+      *refusal = {WireError::kInternal, s.ToString()};
+      return s;
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    volume_id_ = volume_id;
+    epoch_ = epoch;
+  }
+  if (Status s = Flush(); !s.ok()) {
+    *refusal = {WireError::kInternal, s.ToString()};
+    return s;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  on_durable_ = std::move(on_durable);
+  return SessionInfo{session_token_, epoch_, received_seq_, durable_seq_, applied_seq_};
+}
+
+void SourceStore::EndSession(uint64_t token) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (token == session_token_) on_durable_ = nullptr;
+}
+
+ReceiveResult SourceStore::Receive(uint64_t token, std::string_view records, uint32_t count) {
+  ReceiveResult result;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (token != session_token_) {
+    result.error = Refusal{WireError::kProtocol, "replaced by a newer connection of the source"};
+    return result;
+  }
+  if (!error_.ok()) {
+    result.error = Refusal{WireError::kInternal, "store is broken: " + error_.ToString()};
+    return result;
+  }
+  IncomingRecordRules rules;
+  rules.epoch = epoch_;
+  rules.allow_devices = options_.allow_devices;
+  rules.limits = options_.limits;
+  if (options_.limits.max_record_bytes > memory_->half_bytes()) {
+    rules.limits.max_record_bytes = static_cast<uint32_t>(memory_->half_bytes());
+  }
+  size_t pos = 0;
+  for (uint32_t i = 0; i < count; ++i) {
+    rules.expected_seq = received_seq_ + 1;
+    uint32_t length = 0;
+    std::optional<Refusal> refused = CheckIncomingRecord(records.substr(pos), rules, &length);
+    if (refused) {
+      result.error = std::move(refused);
+      return result;
+    }
+    std::string_view rec = records.substr(pos, length);
+    if (!memory_->TryAppend(rec)) {
+      if (memory_->has_sealed()) {
+        result.need_room = true;
+        return result;
+      }
+      SwitchLocked();
+      if (!memory_->TryAppend(rec)) {  // cannot happen: a record fits in an empty half
+        result.error = Refusal{WireError::kInternal, "record does not fit in an empty half"};
+        return result;
+      }
+    }
+    if (memory_->active_records() == 1) oldest_unflushed_ = std::chrono::steady_clock::now();
+    received_seq_ = SeqOf(rec);
+    received_bytes_ += length;
+    pos += length;
+    ++result.accepted;
+  }
+  if (result.accepted > 0) NoteArrivalLocked(std::chrono::steady_clock::now());
+  flusher_cv_.notify_one();  // the flusher times the flush_delay from now on
+  return result;
+}
+
+void SourceStore::NoteArrivalLocked(std::chrono::steady_clock::time_point now) {
+  // One entry per window keeps the deque short whatever the record rate.
+  constexpr auto kLagWindow = std::chrono::milliseconds(100);
+  constexpr size_t kMaxArrivals = 4096;
+  if (!arrivals_.empty() &&
+      (now - arrivals_.back().second < kLagWindow || arrivals_.size() >= kMaxArrivals)) {
+    arrivals_.back().first = received_seq_;
+    return;
+  }
+  arrivals_.emplace_back(received_seq_, now);
+}
+
+void SourceStore::WhenRoom(std::function<void()> ready) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!memory_->has_sealed() || stop_) {
+    lock.unlock();
+    ready();
+    return;
+  }
+  room_waiters_.push_back(std::move(ready));
+}
+
+// ---- Flushing
+
+void SourceStore::SwitchLocked() {
+  memory_->Switch();
+  flusher_cv_.notify_one();
+}
+
+void SourceStore::FlusherLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    if (memory_->has_sealed() && error_.ok()) {
+      FlushSealed(lock);
+      continue;
+    }
+    const bool have = memory_->active_records() > 0 && error_.ok();
+    if (stop_ && !have) break;
+    if (have && (flush_wanted_ || stop_ ||
+                 std::chrono::steady_clock::now() >= oldest_unflushed_ + options_.flush_delay)) {
+      SwitchLocked();
+      continue;
+    }
+    if (!have) flush_wanted_ = false;
+    if (have) {
+      flusher_cv_.wait_until(lock, oldest_unflushed_ + options_.flush_delay);
+    } else {
+      flusher_cv_.wait(lock);
+    }
+  }
+  // Anyone still waiting for room or durability learns that we stopped.
+  std::vector<std::function<void()>> waiters = std::move(room_waiters_);
+  room_waiters_.clear();
+  durable_cv_.notify_all();
+  lock.unlock();
+  for (auto& w : waiters) w();
+}
+
+void SourceStore::FlushSealed(std::unique_lock<std::mutex>& lock) {
+  const std::vector<std::string_view>& records = memory_->SealedRecords();
+  const uint64_t last = records.empty() ? 0 : SeqOf(records.back());
+  lock.unlock();
+  Status s;
+  uint64_t log_bytes = 0, log_segments = 0;
+  {
+    std::lock_guard<std::mutex> log_lock(log_mu_);
+    s = log_->AppendBatch(records);
+    if (s.ok()) s = log_->Sync();
+    log_bytes = log_->total_bytes();
+    log_segments = log_->segment_count();
+  }
+  lock.lock();
+  log_bytes_ = log_bytes;
+  log_segments_ = log_segments;
+  if (!s.ok()) {
+    // Sticky: the log refuses writes until reopened; the sealed half stays as it is
+    // (a restart recovers it from the memory file).
+    error_ = s.Annotate("flushing to the log");
+    last_error_ = error_.ToString();
+  } else {
+    if (last != 0) durable_seq_ = last;
+    memory_->ClearSealed();
+  }
+  std::vector<std::function<void()>> waiters = std::move(room_waiters_);
+  room_waiters_.clear();
+  auto on_durable = on_durable_;
+  const uint64_t received = received_seq_, durable = durable_seq_;
+  durable_cv_.notify_all();
+  lock.unlock();
+  for (auto& w : waiters) w();
+  if (on_durable) on_durable(received, durable);
+  lock.lock();
+}
+
+Status SourceStore::WaitDurable(uint64_t seq) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (durable_seq_ >= seq) return Status::Ok();
+  flush_wanted_ = true;
+  flusher_cv_.notify_one();
+  durable_cv_.wait(lock, [&] { return durable_seq_ >= seq || !error_.ok() || stop_; });
+  if (durable_seq_ >= seq) return Status::Ok();
+  if (!error_.ok()) return error_;
+  return Status::Aborted("store of source '" + source_id_ + "' is stopping");
+}
+
+Status SourceStore::Flush() {
+  uint64_t target;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    target = received_seq_;
+  }
+  return WaitDurable(target);
+}
+
+StoreStats SourceStore::Stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  StoreStats st;
+  st.source_id = source_id_;
+  st.volume_id = volume_id_;
+  st.dir = dir_;
+  st.epoch = epoch_;
+  st.received_seq = received_seq_;
+  st.durable_seq = durable_seq_;
+  st.applied_seq = applied_seq_;
+  st.received_bytes = received_bytes_;
+  if (!arrivals_.empty() && received_seq_ > applied_seq_) {
+    st.lag_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - arrivals_.front().second)
+            .count();
+  }
+  st.memory_used_bytes = memory_->active_bytes() + memory_->sealed_bytes();
+  st.memory_capacity_bytes = 2 * memory_->half_bytes();
+  st.log_bytes = log_bytes_;
+  st.log_segments = log_segments_;
+  st.broken = !error_.ok() || !last_error_.empty();
+  st.last_error = last_error_;
+  return st;
+}
+
+}  // namespace mirror::d

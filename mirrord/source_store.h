@@ -1,0 +1,202 @@
+// One source's store: STATE_DIR/<source_id>/ with its memory file (`memory`), segment log
+// (`log/`), image (`image/`) and state file (`state`). mirrord/README.md has the layout.
+//
+// The life of a record:
+//   Receive  -> checked (mirrord/record_check.h) and copied into the memory's active half:
+//               "received" (received_seq);
+//   flusher  -> when the active half is full, a sync is asked for, or the oldest record
+//               in it waited flush_delay, the halves switch and the flusher thread appends
+//               the sealed half to the log and fdatasyncs it: "durable" (durable_seq),
+//               then clears the half. Nothing counts as durable before the fsync.
+//   Sync(cp) -> everything through cp durable, then applied to image/ in seq order
+//               (common/apply.h), the image synced, applied_seq stored in the state file,
+//               and the wholly applied segments deleted (unless retention keeps them).
+//
+// Crash safety (kill -9 at any moment): Open recovers the log (torn tail dropped), then
+// the memory file (complete records of both halves, deduplicated against the log),
+// appends what the log lacks and fsyncs, so received == durable after Open. Apply
+// resumes after the stored applied_seq; records up to the stored replay_through may have
+// been applied before the crash and are applied in replay mode. After each record that
+// is not replay-safe (a rename) the image is synced and applied_seq stored at once.
+//
+// Sessions: one connection at a time feeds a store. StartSession() makes the store the
+// new connection's: an older session's Receive is refused from then on (its socket is
+// about to close), and everything received is flushed, so the durable_seq it returns is
+// where the source resumes.
+//
+// Thread-safety: all public methods are thread-safe. Receive and StartSession are quick
+// except for StartSession's flush; Sync and Flush block (call them off the I/O threads).
+// Callbacks (room, durable) run on the flusher thread with no store lock held; they must
+// not call back into the store synchronously (post instead).
+// Lock order: apply_mu_ before log_mu_ before mu_ (the flusher holds mu_ and log_mu_
+// one after the other, never together).
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/apply.h"
+#include "common/record.h"
+#include "common/segment_log.h"
+#include "common/status.h"
+#include "mirrord/memory_file.h"
+#include "mirrord/record_check.h"
+#include "mirrord/state_file.h"
+
+namespace mirror::d {
+
+struct StoreOptions {
+  uint64_t memory_half_bytes = 8ull << 20;  // each of the two halves
+  common::DecodeLimits limits;              // max record size; must fit in a half
+  uint64_t segment_bytes = 64ull << 20;
+  bool allow_devices = false;
+  std::chrono::milliseconds flush_delay{2};  // longest wait before a half switches
+  std::chrono::milliseconds retention{0};    // keep applied segments this long (0: delete)
+};
+
+// What Receive did with a batch of records.
+struct ReceiveResult {
+  uint32_t accepted = 0;         // records taken, from the start of the batch
+  bool need_room = false;        // memory full: retry the rest after the room callback
+  std::optional<Refusal> error;  // the next record was refused: close the connection
+};
+
+struct SessionInfo {
+  uint64_t token = 0;
+  uint64_t epoch = 0;  // the store's (possibly raised) epoch
+  uint64_t received_seq = 0;
+  uint64_t durable_seq = 0;
+  uint64_t applied_seq = 0;
+};
+
+struct StoreStats {
+  std::string source_id;
+  std::string volume_id;
+  std::string dir;
+  uint64_t epoch = 0;
+  uint64_t received_seq = 0;
+  uint64_t durable_seq = 0;
+  uint64_t applied_seq = 0;
+  uint64_t received_bytes = 0;  // since start
+  uint64_t memory_used_bytes = 0;
+  uint64_t memory_capacity_bytes = 0;
+  double lag_seconds = 0;  // age of the oldest received record not yet applied
+  uint64_t log_bytes = 0;
+  uint64_t log_segments = 0;
+  bool broken = false;  // a write, fsync or apply failed: needs an admin
+  std::string last_error;
+};
+
+class SourceStore {
+ public:
+  // Opens (creating what is missing) and recovers the store in `dir`. `*recovery_note`
+  // gets one line about what recovery found, for the log.
+  static common::Result<std::unique_ptr<SourceStore>> Open(const std::string& dir,
+                                                           const std::string& source_id,
+                                                           const StoreOptions& options,
+                                                           std::string* recovery_note = nullptr);
+  // Stops the flusher after flushing what memory holds (best effort).
+  ~SourceStore();
+  SourceStore(const SourceStore&) = delete;
+  SourceStore& operator=(const SourceStore&) = delete;
+
+  const std::string& source_id() const { return source_id_; }
+  const std::string& dir() const { return dir_; }
+  const StoreOptions& options() const { return options_; }
+  uint64_t epoch() const;
+
+  // Makes the store the session's (see above). `volume_id` must match the stored one (the
+  // first session stores it); a newer `epoch` is stored. `on_durable` is called after
+  // every flush while this session is current, with received and durable seqs.
+  common::Result<SessionInfo> StartSession(
+      const std::string& volume_id, uint64_t epoch,
+      std::function<void(uint64_t received, uint64_t durable)> on_durable, Refusal* refusal);
+  // Ends a session if it is still the current one (its callbacks are dropped).
+  void EndSession(uint64_t token);
+
+  // Checks and takes records from `records` (whole records back to back, `count` of
+  // them, as in a RECORDS frame) for session `token`.
+  ReceiveResult Receive(uint64_t token, std::string_view records, uint32_t count);
+  // Calls `ready` exactly once: at once (on the caller's thread) if memory has room now,
+  // else on the flusher thread when a half is freed or the store stops.
+  void WhenRoom(std::function<void()> ready);
+
+  // Blocks until everything received is durable. Error if the log failed.
+  common::Status Flush();
+
+  // Consistency point: durable through cp_seq, applied through it, image synced, state
+  // stored, applied segments deleted. Returns applied_seq (>= cp_seq). On failure
+  // `*refusal` says what to answer the source.
+  common::Result<uint64_t> Sync(uint64_t cp_seq, Refusal* refusal);
+
+  StoreStats Stats() const;
+
+ private:
+  struct PrivateTag {};
+
+ public:
+  SourceStore(PrivateTag, std::string dir, std::string source_id, const StoreOptions& options);
+
+ private:
+  common::Status Recover(std::string* note);
+  common::Status RecoverMemory(std::string* note);
+  void FlusherLoop();
+  // Flushes the sealed half: called by the flusher with `lock` held; unlocks around I/O.
+  void FlushSealed(std::unique_lock<std::mutex>& lock);
+  void SwitchLocked();  // mu_ held: active half -> sealed; wakes the flusher
+  common::Status WaitDurable(uint64_t seq);
+  void NoteArrivalLocked(std::chrono::steady_clock::time_point now);  // mu_ held
+  common::Status StoreState(const SourceState& state);                // apply_mu_ held
+  common::Status ApplyThrough(uint64_t target, Refusal* refusal);     // apply_mu_ held
+  common::Status DeleteApplied(uint64_t applied);                     // apply_mu_ held
+  std::string state_path() const { return dir_ + "/" + kStateFileName; }
+
+  const std::string dir_;
+  const std::string source_id_;
+  const StoreOptions options_;
+
+  std::mutex apply_mu_;  // one Sync at a time; guards state_ writes and image_
+  SourceState state_;    // as last stored; guarded by apply_mu_ (copies in mu_ for stats)
+  std::optional<common::ImageTree> image_;  // guarded by apply_mu_
+  uint64_t crash_replay_through_ = 0;       // guarded by apply_mu_
+
+  mutable std::mutex mu_;
+  std::condition_variable flusher_cv_;  // wakes the flusher
+  std::condition_variable durable_cv_;  // wakes Flush/Sync waiters
+  std::unique_ptr<MemoryFile> memory_;  // guarded by mu_ (sealed bytes: see memory_file.h)
+  uint64_t received_seq_ = 0;           // guarded by mu_
+  uint64_t durable_seq_ = 0;            // guarded by mu_
+  uint64_t applied_seq_ = 0;            // guarded by mu_ (copy of state_.applied_seq)
+  uint64_t epoch_ = 0;                  // guarded by mu_
+  std::string volume_id_;               // guarded by mu_
+  uint64_t received_bytes_ = 0;         // guarded by mu_
+  // When unapplied records arrived, for lag_seconds: (last seq received in a window of
+  // kLagWindow, start of the window), oldest first; entries <= applied_seq_ are dropped.
+  std::deque<std::pair<uint64_t, std::chrono::steady_clock::time_point>> arrivals_;  // mu_
+  uint64_t session_token_ = 0;                                        // guarded by mu_
+  std::function<void(uint64_t, uint64_t)> on_durable_;                // guarded by mu_
+  std::vector<std::function<void()>> room_waiters_;                   // guarded by mu_
+  bool flush_wanted_ = false;                                         // guarded by mu_
+  std::chrono::steady_clock::time_point oldest_unflushed_;            // guarded by mu_
+  bool stop_ = false;                                                 // guarded by mu_
+  common::Status error_;                                              // guarded by mu_; sticky
+  std::string last_error_;                                            // guarded by mu_
+  common::WireError last_error_code_ = common::WireError::kInternal;  // guarded by mu_
+  uint64_t log_bytes_ = 0, log_segments_ = 0;                         // guarded by mu_
+
+  mutable std::mutex log_mu_;
+  std::unique_ptr<common::SegmentLog> log_;  // guarded by log_mu_
+
+  std::thread flusher_;
+};
+
+}  // namespace mirror::d

@@ -1,0 +1,138 @@
+#include "mirrord/state_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <nlohmann/json.hpp>
+
+#include "common/crc32c.h"
+#include "common/unique_fd.h"
+
+namespace mirror::d {
+namespace {
+
+using common::Result;
+using common::Status;
+using common::UniqueFd;
+using Json = nlohmann::ordered_json;
+
+constexpr size_t kMaxStateBytes = 64 * 1024;
+
+// The CRC covers the compact dump of every field but "crc32c", in the order written.
+uint32_t BodyCrc(const Json& body) {
+  const std::string text = body.dump();
+  return common::crc32c::Mask(common::crc32c::Value(text.data(), text.size()));
+}
+
+Json Body(const SourceState& s) {
+  Json j;
+  j["format"] = "mirrord-state";
+  j["version"] = kStateFormatVersion;
+  j["source_id"] = s.source_id;
+  j["volume_id"] = s.volume_id;
+  j["epoch"] = s.epoch;
+  j["applied_seq"] = s.applied_seq;
+  j["replay_through"] = s.replay_through;
+  j["promoted"] = s.promoted;
+  return j;
+}
+
+Result<std::string> ReadSmallFile(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) return Status::FromErrno("open " + path, errno);
+  std::string out;
+  char buf[4096];
+  while (out.size() <= kMaxStateBytes) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::IOError("read " + path, errno);
+    if (n == 0) return out;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return Status::Corruption("state file " + path + " is larger than " +
+                            std::to_string(kMaxStateBytes) + " bytes");
+}
+
+Status WriteAll(int fd, std::string_view bytes, const std::string& path) {
+  while (!bytes.empty()) {
+    ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Status::IOError("write " + path, n < 0 ? errno : EIO);
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<SourceState> ReadStateFile(const std::string& path) {
+  MIRROR_ASSIGN_OR_RETURN(std::string text, ReadSmallFile(path));
+  auto bad = [&](const std::string& what) {
+    return Status::Corruption("state file " + path + ": " + what);
+  };
+  Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return bad("not a JSON object");
+  auto field = [&](const char* key, Json::value_t type) -> const Json* {
+    auto it = j.find(key);
+    if (it == j.end()) return nullptr;
+    if (it->type() != type) return nullptr;
+    return &*it;
+  };
+  const Json* format = field("format", Json::value_t::string);
+  if (format == nullptr || *format != "mirrord-state")
+    return bad("key 'format' is not \"mirrord-state\"");
+  const Json* version = field("version", Json::value_t::number_unsigned);
+  if (version == nullptr) return bad("key 'version' is missing or not a number");
+  if (*version != kStateFormatVersion) {
+    return Status::Mismatch("state file " + path + ": version " + version->dump() +
+                            " is not supported (this is " + std::to_string(kStateFormatVersion) +
+                            ")");
+  }
+  SourceState s;
+  struct U64Field {
+    const char* key;
+    uint64_t* out;
+  };
+  for (const char* key : {"source_id", "volume_id"}) {
+    const Json* v = field(key, Json::value_t::string);
+    if (v == nullptr) return bad("key '" + std::string(key) + "' is missing or not a string");
+    (std::string_view(key) == "source_id" ? s.source_id : s.volume_id) = v->get<std::string>();
+  }
+  for (U64Field f : {U64Field{"epoch", &s.epoch}, U64Field{"applied_seq", &s.applied_seq},
+                     U64Field{"replay_through", &s.replay_through}}) {
+    const Json* v = field(f.key, Json::value_t::number_unsigned);
+    if (v == nullptr) return bad("key '" + std::string(f.key) + "' is missing or not a number");
+    *f.out = v->get<uint64_t>();
+  }
+  const Json* promoted = field("promoted", Json::value_t::boolean);
+  if (promoted == nullptr) return bad("key 'promoted' is missing or not a boolean");
+  s.promoted = promoted->get<bool>();
+  const Json* crc = field("crc32c", Json::value_t::number_unsigned);
+  if (crc == nullptr) return bad("key 'crc32c' is missing or not a number");
+  if (j.size() != 9) return bad("unexpected keys (expected exactly 9)");
+  if (crc->get<uint64_t>() != BodyCrc(Body(s))) return bad("CRC mismatch");
+  return s;
+}
+
+Status WriteStateFile(const std::string& path, const SourceState& state) {
+  Json j = Body(state);
+  j["crc32c"] = BodyCrc(j);
+  const std::string text = j.dump() + "\n";
+  const std::string tmp = path + ".tmp";
+  {
+    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!fd) return Status::FromErrno("create " + tmp, errno);
+    MIRROR_RETURN_IF_ERROR(WriteAll(fd.get(), text, tmp));
+    if (::fsync(fd.get()) != 0) return Status::IOError("fsync " + tmp, errno);
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return Status::IOError("rename " + tmp, errno);
+  const size_t slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+  UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dfd) return Status::IOError("open directory " + dir, errno);
+  if (::fsync(dfd.get()) != 0) return Status::IOError("fsync directory " + dir, errno);
+  return Status::Ok();
+}
+
+}  // namespace mirror::d

@@ -1,0 +1,49 @@
+// The per-source state file: STATE_DIR/<source>/state (format in the report for
+// docs/formats.md, "mirrord state file").
+//
+// A small JSON object, replaced atomically: written to "state.tmp", fsynced, renamed over
+// "state", and the directory fsynced. A reader therefore sees the old or the new state,
+// never a mix. It carries a format version and a CRC32C of its canonical body, so that a
+// damaged file is refused rather than trusted:
+//
+//   {"format":"mirrord-state","version":1,"source_id":"s1","volume_id":"v1","epoch":3,
+//    "applied_seq":1200,"replay_through":1250,"promoted":false,"crc32c":123456789}
+//
+// `applied_seq` is the last record whose change the image holds on disk (stored after the
+// image's sync). `replay_through` is the end of the batch being applied: records in
+// (applied_seq, replay_through] may already be in the image after a crash and are applied
+// again in replay mode (common/apply.h). `promoted` is reserved for `mirrord promote`.
+//
+// Thread-safety: functions are thread-safe for different paths; the store calls them
+// for its own directory under its apply lock.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "common/status.h"
+
+namespace mirror::d {
+
+inline constexpr int kStateFormatVersion = 1;
+inline constexpr const char* kStateFileName = "state";
+
+struct SourceState {
+  std::string source_id;
+  std::string volume_id;  // empty until a source first connects
+  uint64_t epoch = 0;
+  uint64_t applied_seq = 0;
+  uint64_t replay_through = 0;
+  bool promoted = false;
+  friend bool operator==(const SourceState&, const SourceState&) = default;
+};
+
+// The state at `path`. NotFound when there is none; Corruption (naming the file and the
+// field) when it does not parse, misses a field or fails its CRC; Mismatch for another
+// version.
+common::Result<SourceState> ReadStateFile(const std::string& path);
+
+// Replaces the state at `path` atomically and durably (see above).
+common::Status WriteStateFile(const std::string& path, const SourceState& state);
+
+}  // namespace mirror::d

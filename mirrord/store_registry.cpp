@@ -1,0 +1,130 @@
+#include "mirrord/store_registry.h"
+
+#include <sys/stat.h>
+
+#include <filesystem>
+
+#include "mirrord/log.h"
+
+namespace mirror::d {
+
+using common::Result;
+using common::Status;
+
+Status StoreRegistry::OpenAll() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (::mkdir(config_.state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Status::IOError("mkdir " + config_.state_dir, errno);
+  }
+  for (const SourceConfig& s : config_.sources) MIRROR_RETURN_IF_ERROR(OpenLocked(s.id).status());
+  if (!config_.any_source_secret) return Status::Ok();
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(config_.state_dir, ec)) {
+    const std::string id = entry.path().filename().string();
+    if (ValidSourceId(id) && entry.is_directory() &&
+        std::filesystem::exists(entry.path() / kStateFileName)) {
+      MIRROR_RETURN_IF_ERROR(OpenLocked(id).status());
+    }
+  }
+  if (ec) return Status::IOError("list " + config_.state_dir, ec.value());
+  return Status::Ok();
+}
+
+Result<SourceStore*> StoreRegistry::OpenLocked(const std::string& source_id) {
+  auto it = entries_.find(source_id);
+  if (it != entries_.end()) return it->second.store.get();
+  std::string note;
+  MIRROR_ASSIGN_OR_RETURN(std::unique_ptr<SourceStore> store,
+                          SourceStore::Open(config_.state_dir + "/" + source_id, source_id,
+                                            config_.StoreOptionsFor(source_id), &note));
+  LogSource(LogLevel::kInfo, source_id, "opened: " + note);
+  SourceStore* raw = store.get();
+  entries_[source_id].store = std::move(store);
+  return raw;
+}
+
+Result<common::SourceRecord> StoreRegistry::Lookup(std::string_view source_id) {
+  common::SourceRecord rec;
+  if (!ValidSourceId(source_id)) return Status::NotFound("not a valid source id");
+  if (const SourceConfig* s = config_.Find(source_id)) {
+    rec.secret = s->secret;
+  } else if (config_.any_source_secret) {
+    rec.secret = *config_.any_source_secret;
+  } else {
+    return Status::NotFound("unknown source");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(source_id);
+  if (it != entries_.end()) {
+    StoreStats st = it->second.store->Stats();
+    rec.epoch = st.epoch;
+    rec.durable_seq = st.durable_seq;
+    rec.applied_seq = st.applied_seq;
+  }
+  return rec;
+}
+
+Result<SourceStore*> StoreRegistry::GetOrOpen(const std::string& source_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return OpenLocked(source_id);
+}
+
+void StoreRegistry::SetConnected(const std::string& source_id, uint64_t token, std::string peer) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(source_id);
+  if (it == entries_.end()) return;
+  it->second.connected = true;
+  it->second.token = token;
+  it->second.peer = std::move(peer);
+}
+
+void StoreRegistry::SetDisconnected(const std::string& source_id, uint64_t token) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(source_id);
+  if (it == entries_.end() || it->second.token != token) return;
+  it->second.connected = false;
+}
+
+nlohmann::json StoreRegistry::StatusJson() const {
+  nlohmann::json sources = nlohmann::json::array();
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [id, e] : entries_) {
+    StoreStats st = e.store->Stats();
+    nlohmann::json j;
+    j["id"] = id;
+    j["connected"] = e.connected;
+    j["peer"] = e.connected ? e.peer : "";
+    j["volume_id"] = st.volume_id;
+    j["epoch"] = st.epoch;
+    j["received_seq"] = st.received_seq;
+    j["durable_seq"] = st.durable_seq;
+    j["applied_seq"] = st.applied_seq;
+    j["lag_records"] = st.received_seq - st.applied_seq;
+    j["lag_seconds"] = st.lag_seconds;
+    j["received_bytes"] = st.received_bytes;
+    j["memory_used_bytes"] = st.memory_used_bytes;
+    j["memory_capacity_bytes"] = st.memory_capacity_bytes;
+    j["log_bytes"] = st.log_bytes;
+    j["log_segments"] = st.log_segments;
+    j["image"] = st.dir + "/image";
+    j["state"] = st.broken ? "broken" : e.connected ? "connected" : "disconnected";
+    j["healthy"] = !st.broken && e.connected;
+    j["unhealthy_reason"] = st.broken     ? "store failed: see last_error"
+                            : e.connected ? ""
+                                          : "source not connected";
+    j["last_error"] = st.last_error;
+    sources.push_back(std::move(j));
+  }
+  return nlohmann::json{{"sources", std::move(sources)}};
+}
+
+void StoreRegistry::CloseAll() {
+  std::map<std::string, Entry, std::less<>> entries;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    entries.swap(entries_);
+  }
+  entries.clear();  // each store flushes and stops its flusher
+}
+
+}  // namespace mirror::d
