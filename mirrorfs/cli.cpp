@@ -199,6 +199,15 @@ constexpr Field kFields[] = {
     {"journal_full_reason", "journal full", Kind::kSkipIfEmpty},
     {"ops_per_second", "ops/s", Kind::kText},
     {"recovered_records", "recovered records", Kind::kText},
+    {"recovery", "last start", Kind::kText},
+    {"recovery_failed_records", "recovery failures", Kind::kText},
+    {"unjournaled_changes", "unjournaled changes", Kind::kText},
+    {"mirror", "mirror", Kind::kText},
+    {"cp_count", "checkpoints", Kind::kText},
+    {"cp_failures", "checkpoint failures", Kind::kText},
+    {"cp_last_error", "checkpoint error", Kind::kSkipIfEmpty},
+    {"journal_error", "journal error", Kind::kSkipIfEmpty},
+    {"pid", "pid", Kind::kText},
 };
 
 using Rows = std::vector<std::pair<std::string, std::string>>;
