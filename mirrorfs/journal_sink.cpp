@@ -190,7 +190,7 @@ void JournalSink::AppendCorrections(const Mutation& m) {
   if (st.st_uid == slot.uid && st.st_gid == slot.gid && !mode_differs) return;
   auto path = inodes_->PathOf(new_node ? info.parent : info.ino);
   if (!path.ok()) return;
-  if (new_node) *path = *path == "." ? info.name : *path + "/" + info.name;
+  if (new_node) *path = JoinEntryPath(*path, info.name);
   Append(common::ChownOp{*path, st.st_uid, st.st_gid, static_cast<uint32_t>(st.st_mode & 07777)},
          "owner correction");
 }

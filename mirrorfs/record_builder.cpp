@@ -41,7 +41,7 @@ BuiltRecord::Outcome EntryPath(InodeTable& inodes, InodeNumber parent, const std
     // A directory that lost its last name cannot gain entries: anything else is unknown.
     return BuiltRecord::Outcome::kUnknownName;
   }
-  *out = *out == "." ? name : *out + "/" + name;
+  *out = JoinEntryPath(*out, name);
   return o;
 }
 
@@ -107,6 +107,10 @@ int BuildNewNode(const Mutation& m, InodeTable& inodes, const Timespec& t, Built
 
 Timespec ToRecordTime(const struct timespec& t) {
   return Timespec{static_cast<int64_t>(t.tv_sec), static_cast<uint32_t>(t.tv_nsec)};
+}
+
+std::string JoinEntryPath(const std::string& parent_path, const std::string& name) {
+  return parent_path == "." ? name : parent_path + "/" + name;
 }
 
 mode_t PredictNewMode(mode_t type, mode_t requested, mode_t umask, const struct stat& parent) {

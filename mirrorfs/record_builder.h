@@ -22,6 +22,9 @@ namespace mirror::fs {
 
 common::Timespec ToRecordTime(const struct timespec& t);
 
+// The path of entry `name` in the directory at `parent_path` ("." is the root).
+std::string JoinEntryPath(const std::string& parent_path, const std::string& name);
+
 struct BuiltRecord {
   enum class Outcome {
     kRecord,       // `op` is the record

@@ -132,10 +132,8 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
     fuse_reply_err(req, err);
     return;
   }
-  // O_DIRECT was checked by BACKING at open; I/O then goes through its page cache, because
-  // FUSE hands us unaligned buffers (see open_rw.cpp).
   int fd = static_cast<int>(fi->fh);
-  if (fi->flags & O_DIRECT) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_DIRECT);
+  DropDirect(fd, fi->flags);
   if (fuse_reply_create(req, &e, fi) != 0) {
     close(fd);  // the kernel will send forget for the entry
   }

@@ -11,14 +11,11 @@
 namespace mirror::fs {
 namespace {
 
-// FUSE hands writes to us in buffers without O_DIRECT alignment, so the backing fd must not
-// keep O_DIRECT: BACKING checked the flag at open (EINVAL where unsupported), and the I/O
-// goes through its page cache.
+}  // namespace
+
 void DropDirect(int fd, int flags) {
   if (flags & O_DIRECT) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_DIRECT);
 }
-
-}  // namespace
 
 int OpenExisting(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Filesystem& fs = FsOf(req);

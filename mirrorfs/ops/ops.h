@@ -33,6 +33,10 @@ void AddStatfsAccessOps(fuse_lowlevel_ops& ops);  // statfs_access.cpp
 inline void ReplyErrOrNone(fuse_req_t req, int err) { fuse_reply_err(req, err); }
 // Opens the file behind an O_PATH fd with `flags` (through /proc/self/fd).
 int ReopenInode(Inode& inode, int flags);
+// FUSE hands writes to us in buffers without O_DIRECT alignment, so a backing fd must not
+// keep O_DIRECT: BACKING checked the flag at open (EINVAL where unsupported), and the I/O
+// goes through its page cache.
+void DropDirect(int fd, int flags);
 // open(2) of an existing inode for the request (open_rw.cpp): sets fi->fh, or returns an
 // errno. O_TRUNC is journaled as a truncation.
 int OpenExisting(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
