@@ -70,12 +70,14 @@ CallerCreds::CallerCreds(fuse_req_t req, bool with_umask) {
     if (error_ != 0) return;
     groups_set_ = true;
   }
+  if (uid_ == 0 && gid_ == 0) return;  // already the daemon's ids
   syscall(SYS_setfsgid, gid_);
   syscall(SYS_setfsuid, uid_);
+  ids_set_ = true;
 }
 
 CallerCreds::~CallerCreds() {
-  RestoreRoot();
+  if (ids_set_) RestoreRoot();
   if (groups_set_) SetThreadGroups(DaemonGroups().data(), DaemonGroups().size());
   if (umask_set_) ::umask(0);
 }

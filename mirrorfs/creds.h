@@ -35,6 +35,7 @@ class CallerCreds {
   uid_t uid_;
   gid_t gid_;
   mode_t umask_ = 0;
+  bool ids_set_ = false;
   bool groups_set_ = false;
   bool umask_set_ = false;
   int error_ = 0;

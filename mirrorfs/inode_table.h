@@ -65,6 +65,17 @@ struct Inode {
   std::mutex mu;
   // (parent inode number, name) entries seen for this inode. Guarded by InodeTable::mu_.
   std::set<NameRef> names;
+  // True once a stat found neither setuid nor setgid set: a write then needs no stat to
+  // predict the mode (the kernel drops those bits, and only chmod sets them again). Read
+  // and written by mutations holding `mu` (record_builder.cpp); relaxed order suffices.
+  // Only chmod through the mount can set the bits again, and it clears this; a chmod
+  // behind the mount is outside what the journal can see anyway.
+  std::atomic<bool> no_setid_bits{false};
+  // True once BACKING answered ENODATA for security.capability. The kernel asks for it
+  // before every write (to kill file capabilities), so this saves a /proc path walk per
+  // write. Set under `mu` by getxattr; cleared under `mu` by every setxattr and
+  // removexattr through the mount, the only way to add the attribute (ops/xattr.cpp).
+  std::atomic<bool> no_file_caps{false};
   // A path found by scanning BACKING when no chain of known names exists (a hard link
   // made by an earlier daemon, whose other name was unlinked), valid while
   // scanned_generation equals the table's namespace generation. Guarded by InodeTable::mu_.

@@ -151,7 +151,13 @@ void JournalSink::SetTimesOnBacking(const Mutation& m) {
     case MutationKind::kTruncate:
     case MutationKind::kTruncateOnOpen:
     case MutationKind::kFallocate:
-      err = SetTimes(inodes_->Get(info.ino).fd.get(), "", kOmit, t);
+      // The open fd, where the op has one, spares the kernel a lookup of the empty path.
+      if (info.fd >= 0) {
+        const struct timespec tv[2] = {kOmit, t};
+        err = futimens(info.fd, tv) == 0 ? 0 : errno;
+      } else {
+        err = SetTimes(inodes_->Get(info.ino).fd.get(), "", kOmit, t);
+      }
       break;
     case MutationKind::kUtimens: {
       // The caller's utimensat ran with UTIME_NOW; the record has the sink's time.

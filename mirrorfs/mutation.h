@@ -49,6 +49,7 @@ const char* MutationKindName(MutationKind kind);
 struct MutationInfo {
   MutationKind kind;
   InodeNumber ino = 0;         // target (data/attr ops; link source; rename: moved inode)
+  int fd = -1;                 // write, fallocate, copy_file_range: the target's open fd
   InodeNumber parent = 0;      // namespace ops: directory of `name`
   std::string name;
   InodeNumber new_parent = 0;  // rename: destination directory; link: directory of new name

@@ -195,17 +195,23 @@ int BuildRecordOp(const Mutation& m, InodeTable& inodes, const struct timespec& 
   // Data and attribute changes name their inode.
   out->outcome = NodePath(inodes, info.ino, &out->path);
   if (out->outcome != O::kRecord) return 0;
-  if (MayDropSetidBits(info.kind)) {
+  Inode& inode = inodes.Get(info.ino);
+  if (info.kind == MutationKind::kChmod) {
+    inode.no_setid_bits.store(false, std::memory_order_relaxed);
+  } else if (MayDropSetidBits(info.kind) &&
+             !inode.no_setid_bits.load(std::memory_order_relaxed)) {
     // The kernel drops setuid/setgid on a write, truncate or ACL change by a caller
     // without CAP_FSETID, with no setattr of its own: predict "unchanged" and let the
     // sink journal what BACKING did.
     struct stat st;
-    if (int err = StatInode(inodes.Get(info.ino), &st)) return err;
+    if (int err = StatInode(inode, &st)) return err;
     if (st.st_mode & (S_ISUID | S_ISGID)) {
       out->predicts_node = true;
       out->mode = st.st_mode;
       out->uid = st.st_uid;
       out->gid = st.st_gid;
+    } else {
+      inode.no_setid_bits.store(true, std::memory_order_relaxed);
     }
   }
   std::string_view data(info.data == nullptr ? "" : info.data, info.length);

@@ -1,11 +1,19 @@
 #include "mirrorfs/session.h"
 
+#include <climits>
 #include <string>
 #include <vector>
 
 #include "mirrorfs/ops/ops.h"
 
 namespace mirror::fs {
+namespace {
+
+// Enough for every request the kernel keeps in flight (max_background is 12 by default)
+// plus synchronous ones from many processes; each thread costs a stack and a 1 MiB buffer.
+constexpr unsigned kMaxWorkerThreads = 64;
+
+}  // namespace
 
 common::Result<std::unique_ptr<Session>> Session::Create(Filesystem& fs, const MountOptions& options) {
   std::vector<std::string> strings = FuseArguments(options);
@@ -36,8 +44,12 @@ int Session::Run(bool single_thread) {
   if (single_thread) return fuse_session_loop(se_);
   fuse_loop_config* config = fuse_loop_cfg_create();
   fuse_loop_cfg_set_clone_fd(config, 0);
-  fuse_loop_cfg_set_max_threads(config, 64);
-  fuse_loop_cfg_set_idle_threads(config, 10);
+  fuse_loop_cfg_set_max_threads(config, kMaxWorkerThreads);
+  // Idle workers are kept (libfuse's default since 3.12): with a cap on idle threads the
+  // loop spawns a thread whenever all are busy and ends one whenever more than the cap
+  // are idle, which under 4 concurrent writers meant ~700 thread creations a second and
+  // a quarter of the random-write throughput (bench/fs_bench.sh, randwrite-4j).
+  fuse_loop_cfg_set_idle_threads(config, UINT_MAX);
   int rc = fuse_session_loop_mt(se_, config);
   fuse_loop_cfg_destroy(config);
   return rc;

@@ -76,6 +76,7 @@ ssize_t DoWrite(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, o
   Mutation m = fs.BeginMutation(MutationKind::kWrite, &inode);
   MutationInfo& info = m.info();
   info.ino = ino;
+  info.fd = fd;
   info.data = data;
   info.length = size;
   info.offset = off;

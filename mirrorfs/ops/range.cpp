@@ -17,6 +17,7 @@ int DoFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t le
   Filesystem& fs = FsOf(req);
   Mutation m = fs.BeginMutation(MutationKind::kFallocate, &fs.inodes().Get(ino));
   m.info().ino = ino;
+  m.info().fd = static_cast<int>(fi->fh);
   m.info().flags = static_cast<uint32_t>(mode);
   m.info().offset = offset;
   m.info().length = static_cast<uint64_t>(length);
@@ -54,6 +55,7 @@ ssize_t DoCopyFileRange(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_fi
   if (got <= 0) return got < 0 ? -errno : 0;
   MutationInfo& info = m.info();
   info.ino = ino_out;
+  info.fd = static_cast<int>(fi_out->fh);
   info.offset = off_out;
   info.src_ino = ino_in;
   info.src_offset = off_in;

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -12,6 +14,9 @@
 
 namespace mirror::fs {
 namespace {
+
+// The file capabilities xattr: the kernel asks for it before every write by a FUSE client.
+constexpr char kFileCapsXattr[] = "security.capability";
 
 // A path naming the inode itself. Regular files and directories: /proc/self/fd/N (the
 // magic link is followed). Symlinks cannot be reached that way without following them, so
@@ -39,15 +44,28 @@ void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
     fuse_reply_err(req, ENODATA);
     return;
   }
+  Filesystem& fs = FsOf(req);
   XattrTarget t;
-  if (int err = TargetOf(FsOf(req), ino, &t)) {
+  if (int err = TargetOf(fs, ino, &t)) {
     fuse_reply_err(req, err);
     return;
+  }
+  Inode& inode = fs.inodes().Get(ino);
+  std::unique_lock<std::mutex> caps_lock;
+  if (std::strcmp(name, kFileCapsXattr) == 0) {
+    caps_lock = std::unique_lock<std::mutex>(inode.mu);
+    if (inode.no_file_caps.load(std::memory_order_relaxed)) {
+      fuse_reply_err(req, ENODATA);
+      return;
+    }
   }
   std::vector<char> buf(size);
   ssize_t n = t.symlink ? lgetxattr(t.path.c_str(), name, buf.data(), size)
                         : getxattr(t.path.c_str(), name, buf.data(), size);
   if (n < 0) {
+    if (errno == ENODATA && caps_lock.owns_lock()) {
+      inode.no_file_caps.store(true, std::memory_order_relaxed);
+    }
     fuse_reply_err(req, errno);
   } else if (size == 0) {
     fuse_reply_xattr(req, static_cast<size_t>(n));
@@ -111,6 +129,7 @@ int DoChangeXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* 
   m.info().length = size;
   m.info().flags = static_cast<uint32_t>(flags);
   if (int err = m.Start()) return err;
+  fs.inodes().Get(ino).no_file_caps.store(false, std::memory_order_relaxed);
   CallerCreds creds(req, false);
   if (creds.error() != 0) return m.Finish(creds.error());
   int rc;

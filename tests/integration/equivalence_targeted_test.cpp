@@ -126,6 +126,9 @@ std::string PrepareAndChange(const std::string& mnt, const std::string& name, ui
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL, 0644);
   std::string err = Step("create", fd);
   if (fd < 0) return err;
+  // A write before the chmod: the daemon learns that the file has no setid bits, and
+  // the chmod must make it look again (record_builder.cpp, Inode::no_setid_bits).
+  err += Step("write as root", ::pwrite(fd, "0", 1, 0));
   err += Step("fchown", ::fchown(fd, uid, gid));
   err += Step("fchmod", ::fchmod(fd, mode));
   if (acl) {
@@ -174,6 +177,44 @@ TEST_CASE("UnprivilegedChangeThatClearsSetidBitsIsJournaled") {
     return err;
   };
   CaseOutcome out = RunScriptedCase(config, "setid bits cleared by an unprivileged change", script);
+  MESSAGE(out.summary);
+  CHECK_MESSAGE(out.problems.empty(), out.Report());
+}
+
+// A file capability (security.capability, v2): cap_net_bind_service, effective.
+std::string FileCapability() {
+  const uint32_t words[5] = {0x02000000u | 0x1u, 1u << 10, 0, 0, 0};
+  return std::string(reinterpret_cast<const char*>(words), sizeof(words));
+}
+
+TEST_CASE("FileCapabilitiesSetAfterAWriteAreSeenAndKilledByTheNextWrite") {
+  // The kernel asks for security.capability before every write, so the daemon remembers
+  // "none" per inode after the first one. A setcap through the mount must make it ask
+  // BACKING again: getcap shows the capability, and the next write (by anyone) kills it,
+  // through a journaled removexattr, on BACKING and in the image alike.
+  EquivalenceConfig config = EquivalenceConfigFromEnv();
+  REQUIRE_MESSAGE(config.error.empty(), config.error);
+  auto script = [](const std::string& mnt) {
+    const std::string path = mnt + "/bin";
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL, 0777);
+    std::string err = Step("create", fd);
+    if (fd < 0) return err;
+    err += Step("first write", ::pwrite(fd, "#!/bin/sh\n", 10, 0));
+    const std::string caps = FileCapability();
+    err += Step("setcap", ::fsetxattr(fd, "security.capability", caps.data(), caps.size(), 0));
+    char value[64];
+    ssize_t n = ::fgetxattr(fd, "security.capability", value, sizeof value);
+    if (n != static_cast<ssize_t>(caps.size()) || caps.compare(0, caps.size(), value, caps.size()) != 0) {
+      err += "getcap after setcap: " + std::string(n < 0 ? strerror(errno) : "another value") + "\n";
+    }
+    err += AsUser(1000, [fd] { return Step("write as 1000", ::pwrite(fd, "x", 1, 10)); });
+    if (::fgetxattr(fd, "security.capability", value, sizeof value) >= 0) {
+      err += "security.capability survived a write\n";
+    }
+    ::close(fd);
+    return err;
+  };
+  CaseOutcome out = RunScriptedCase(config, "file capabilities set after a write", script);
   MESSAGE(out.summary);
   CHECK_MESSAGE(out.problems.empty(), out.Report());
 }
