@@ -115,6 +115,10 @@ class SegmentLog {
   // Appends many records with one pwritev per segment touched. The whole batch is
   // checked first; if any record is refused, none is written.
   Status AppendBatch(std::span<const std::string_view> records);
+  // As AppendBatch, for records the caller has already decoded with limits at least as
+  // strict (mirrord's memory holds only records it checked on receipt): only each
+  // length field and the seq order are checked, not the CRC and fields again.
+  Status AppendDecodedBatch(std::span<const std::string_view> records);
   // Makes every appended record durable (fdatasync). durable_seq() == last_seq() after OK.
   Status Sync();
 
@@ -174,7 +178,9 @@ class SegmentLog {
                        UniqueFd last_fd, uint64_t last_size,
                        const segment_internal::TailScan& scan);
 
-  Status CheckRecords(std::span<const std::string_view> records, std::vector<uint64_t>* seqs) const;
+  Status CheckRecords(std::span<const std::string_view> records, bool decode,
+                      std::vector<uint64_t>* seqs) const;
+  Status AppendChecked(std::span<const std::string_view> records, bool decode);
   Status CreateSegment(uint64_t first_seq);  // header, fsync file, fsync directory
   Status Roll(uint64_t next_first_seq);
   Status WriteRecords(std::span<const std::string_view> records);  // into the active segment

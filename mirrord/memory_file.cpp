@@ -206,6 +206,10 @@ void MemoryFile::ClearHalf(int h) {
 }
 
 void MemoryFile::Reset() {
+  // Zeroing every byte, not just each half's first record length, also faults in and
+  // dirties every page now: the first records of a session then cost a copy, not a page
+  // fault each (a new, preallocated file reads back zeros through the filesystem first).
+  std::memset(Half(0), 0, 2 * half_bytes_);
   ClearHalf(0);
   ClearHalf(1);
   active_ = 0;

@@ -88,7 +88,7 @@ class MemoryFile {
 
   uint64_t half_bytes() const { return half_bytes_; }
 
-  // Empties both halves (after recovery); half 0 becomes active.
+  // Empties both halves (after recovery), zeroing and touching every page; half 0 becomes active.
   void Reset();
 
   // Copies one whole record into the active half. False (nothing written) if it does

@@ -305,7 +305,7 @@ void SourceStore::FlushSealed(std::unique_lock<std::mutex>& lock) {
   uint64_t log_bytes = 0, log_segments = 0;
   {
     std::lock_guard<std::mutex> log_lock(log_mu_);
-    s = log_->AppendBatch(records);
+    s = log_->AppendDecodedBatch(records);  // each was decoded by Receive
     if (s.ok()) s = log_->Sync();
     log_bytes = log_->total_bytes();
     log_segments = log_->segment_count();

@@ -208,6 +208,34 @@ TEST_CASE("GapsAndDuplicatesAreRefusedNamingBothSeqs") {
   CheckRecords(*log, 10, 16);
 }
 
+TEST_CASE("ADecodedBatchIsCheckedForLengthsAndSeqsOnly") {
+  TempDir tmp;
+  auto log = OpenLog(tmp.path());
+  AppendRange(*log, 1, 3);
+  // Good records land exactly as with AppendBatch.
+  std::vector<std::string> good{Rec(4), Rec(5)};
+  std::vector<std::string_view> good_views(good.begin(), good.end());
+  REQUIRE(log->AppendDecodedBatch(good_views).ok());
+  CheckRecords(*log, 1, 5);
+  // Seq order and length fields are still checked, and a refused batch writes nothing.
+  std::vector<std::string> gap{Rec(6), Rec(8)};
+  std::vector<std::string_view> gap_views(gap.begin(), gap.end());
+  CHECK(log->AppendDecodedBatch(gap_views).code() == Code::kInvalidArgument);
+  std::string cut = Rec(6);
+  std::string_view short_view = std::string_view(cut).substr(0, cut.size() - 1);
+  CHECK(log->AppendDecodedBatch(std::span<const std::string_view>(&short_view, 1)).code() ==
+        Code::kInvalidArgument);
+  CHECK(log->last_seq() == 5);
+  // The CRC is not: that is the caller's promise (AppendBatch refuses the same bytes).
+  std::string flipped = Rec(6);
+  flipped.back() ^= 1;
+  std::string_view flipped_view = flipped;
+  CHECK(log->AppendBatch(std::span<const std::string_view>(&flipped_view, 1)).code() ==
+        Code::kCorruption);
+  CHECK(log->AppendDecodedBatch(std::span<const std::string_view>(&flipped_view, 1)).ok());
+  CHECK(log->last_seq() == 6);
+}
+
 TEST_CASE("CorruptOrMalformedRecordsAreRefusedAndTheLogIsUnchanged") {
   TempDir tmp;
   auto log = OpenLog(tmp.path());
