@@ -11,8 +11,9 @@
 // reported by recovery(). Seq 0 and UINT64_MAX are never valid in a log (0 means "none"
 // in the accessors below).
 //
-// Durability: Append/AppendBatch hand bytes to the OS (pwritev); Sync() fdatasyncs the
-// active segment. durable_seq() promises: the log, reopened after a crash, still holds
+// Durability: Append/AppendBatch hand bytes to the OS (pwritev, or O_DIRECT writes when
+// options.direct_io asks and the filesystem allows; see "Direct appends" below); Sync()
+// fdatasyncs the active segment. durable_seq() promises: the log, reopened after a crash, still holds
 // every record <= durable_seq() that DeleteThrough did not delete, and continues after
 // it. A failed write or fsync is sticky (fsyncgate: the kernel may have dropped the
 // dirty pages, so a later fsync that succeeds proves nothing): every later
@@ -43,6 +44,14 @@
 //   bytes that were never synced: Open fsyncs the last segment before it reports them
 //   as durable.
 //
+// Direct appends (options.direct_io): the bytes go to the disk from an aligned staging
+// buffer with O_DIRECT, with no page cache to fill (which on some VMs is the slowest step
+// of all). Writes must be 4096-aligned, so each batch also rewrites the segment's last
+// partial block (kept in memory, and byte for byte what the disk already holds) and pads
+// its end with zeros, which an ftruncate to the records' end then removes. A crash
+// between the two leaves zeros after the last record: a torn tail, as above. Where the
+// filesystem refuses O_DIRECT (tmpfs), appends stay buffered.
+//
 // An empty log keeps its place in the sequence: DeleteThrough never leaves the
 // directory without a segment once a record was appended. When it deletes everything,
 // it first creates an empty segment (a header only) named last_seq() + 1; appends
@@ -54,6 +63,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <span>
@@ -75,6 +85,8 @@ struct SegmentLogOptions {
   // Applied to every appended and every read record. Must not shrink between runs:
   // recovery would read larger records as damage.
   DecodeLimits limits;
+  // Append with O_DIRECT where the filesystem allows it (see "Direct appends").
+  bool direct_io = false;
 };
 
 // What Open found and did.
@@ -153,9 +165,11 @@ class SegmentLog {
   const SegmentLogRecovery& recovery() const { return recovery_; }
   const Status& sticky_error() const { return error_; }  // OK unless a write or fsync failed
 
-  // For tests only: the fd of the active segment (-1 if none), so a test can swap a
+  // For tests only: the fd that appends and syncs use (-1 if none), so a test can swap a
   // failing fd in with dup2 and check that errors stick.
-  int TEST_active_fd() const { return active_fd_.get(); }
+  int TEST_active_fd() const { return write_fd(); }
+  // True while appends go to the disk with O_DIRECT (options.direct_io, and allowed).
+  bool direct_appends() const { return static_cast<bool>(direct_fd_); }
 
  private:
   struct PrivateTag {};
@@ -184,14 +198,25 @@ class SegmentLog {
   Status CreateSegment(uint64_t first_seq);  // header, fsync file, fsync directory
   Status Roll(uint64_t next_first_seq);
   Status WriteRecords(std::span<const std::string_view> records);  // into the active segment
+  Status WriteRecordsDirect(std::span<const std::string_view> records);
+  Status StartDirect();  // after the active segment changed: O_DIRECT fd and tail block
+  Status PwriteDirect(size_t len, uint64_t off, const std::string& path);
   Status RemoveSegment(uint64_t first_seq);  // unlinks; the caller fsyncs the directory
   Status SyncDir();
   Status Sticky(Status status);  // remembers a write/fsync failure and returns it
+  // The active segment's fd for writes and fdatasync: the O_DIRECT one when in use.
+  int write_fd() const { return direct_fd_ ? direct_fd_.get() : active_fd_.get(); }
 
   std::string dir_;
   SegmentLogOptions options_;
   UniqueFd dir_fd_;
   UniqueFd active_fd_;             // the last segment, when there is one
+  UniqueFd direct_fd_;             // the last segment opened O_DIRECT, for direct appends
+  bool direct_refused_ = false;    // the filesystem refused O_DIRECT: buffered from now on
+  // Direct appends: an aligned buffer whose first tail_len_ bytes are the active
+  // segment's last partial block (its bytes from the last 4096 boundary to its end).
+  std::unique_ptr<char, void (*)(void*)> staging_{nullptr, &std::free};
+  size_t tail_len_ = 0;
   std::vector<Segment> segments_;  // oldest first; the last is active
   uint64_t active_records_ = 0;    // records in the last segment
   uint64_t total_bytes_ = 0;

@@ -204,7 +204,7 @@ Status SegmentLog::ApplyRecovery(std::optional<uint64_t> torn, std::vector<Segme
   active_records_ = scan.records;
   recovery_.last_segment_records = scan.records;
   durable_seq_ = last_seq();
-  return Status::Ok();
+  return StartDirect();
 }
 
 }  // namespace mirror::common

@@ -76,6 +76,8 @@ Status SourceStore::Recover(std::string* note) {
   common::SegmentLogOptions log_options;
   log_options.segment_bytes = options_.segment_bytes;
   log_options.limits = options_.limits;
+  // The log is written once and read back once (at apply): no use in caching it.
+  log_options.direct_io = true;
   MIRROR_ASSIGN_OR_RETURN(log_, common::SegmentLog::Open(dir_ + "/log", log_options));
   *note = "log: " + log_->recovery().ToString();
   if (log_->next_seq() == 0 && state_.applied_seq > 0) {

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <string>
@@ -34,9 +35,16 @@ std::string Rec(uint64_t seq, size_t data_bytes = 0) {
   return *bytes;
 }
 
+// unit_segment_log_direct runs every test with direct appends (CMakeLists.txt).
+bool DirectAppends() {
+  const char* v = std::getenv("MIRROR_TEST_SEGMENT_DIRECT");
+  return v != nullptr && std::string(v) == "1";
+}
+
 std::unique_ptr<SegmentLog> OpenLog(const std::string& dir, uint64_t segment_bytes = 64ull << 20) {
   SegmentLogOptions options;
   options.segment_bytes = segment_bytes;
+  options.direct_io = DirectAppends();
   auto log = SegmentLog::Open(dir, options);
   REQUIRE_MESSAGE(log.ok(), log.status().ToString());
   return std::move(*log);
@@ -206,6 +214,57 @@ TEST_CASE("GapsAndDuplicatesAreRefusedNamingBothSeqs") {
   CHECK(log->sticky_error().ok());  // refusals are not write errors
   REQUIRE(log->Append(Rec(16)).ok());
   CheckRecords(*log, 10, 16);
+}
+
+// Whether `dir`'s filesystem takes O_DIRECT opens (tmpfs does not).
+bool AllowsDirectIo(const std::string& dir) {
+  const std::string probe = dir + "/direct-probe";
+  int fd = open(probe.c_str(), O_WRONLY | O_CREAT | O_DIRECT | O_CLOEXEC, 0600);
+  if (fd >= 0) close(fd);
+  unlink(probe.c_str());
+  return fd >= 0;
+}
+
+TEST_CASE("DirectAppendsLeaveExactlyTheRecordsInTheFile") {
+  TempDir tmp;
+  SegmentLogOptions options;
+  options.direct_io = true;
+  const bool direct = AllowsDirectIo(tmp.path());
+  if (!direct) MESSAGE("no O_DIRECT in " << tmp.path() << ": checks buffered appends only");
+  std::vector<std::string> all;
+  {
+    auto log = SegmentLog::Open(tmp.path(), options);
+    REQUIRE(log.ok());
+    // Sizes that end inside a 4096-byte block and on its boundary; then a batch larger
+    // than the 4 MiB staging buffer.
+    const size_t sizes[] = {100, 4000, 4096, 9000, 1, 70000};
+    uint64_t seq = 1;
+    for (size_t size : sizes) {
+      all.push_back(Rec(seq++, size));
+      REQUIRE((*log)->Append(all.back()).ok());
+      CHECK((*log)->direct_appends() == direct);  // from the first segment on
+      // No padding is left behind: the file holds exactly the header and the records.
+      CHECK(FileSize(tmp / SegmentFileName(1)) == (*log)->total_bytes());
+    }
+    std::vector<std::string> batch;
+    for (int i = 0; i < 6; ++i) batch.push_back(Rec(seq++, (1u << 20) - 1000 + 7 * i));
+    batch.push_back(Rec(seq++, 12));
+    std::vector<std::string_view> views(batch.begin(), batch.end());
+    REQUIRE((*log)->AppendBatch(views).ok());
+    all.insert(all.end(), batch.begin(), batch.end());
+    REQUIRE((*log)->Sync().ok());
+    CHECK(FileSize(tmp / SegmentFileName(1)) == (*log)->total_bytes());
+  }
+  // Reopened mid-block, the log goes on from the bytes on disk.
+  auto log = SegmentLog::Open(tmp.path(), options);
+  REQUIRE(log.ok());
+  CHECK((*log)->recovery().clean());
+  all.push_back(Rec(all.size() + 1, 777));
+  REQUIRE((*log)->Append(all.back()).ok());
+  ReadResult r = ReadFrom(**log, 1);
+  REQUIRE(r.status.ok());
+  REQUIRE(r.records.size() == all.size());
+  for (size_t i = 0; i < all.size(); ++i) CHECK(r.records[i] == all[i]);
 }
 
 TEST_CASE("ADecodedBatchIsCheckedForLengthsAndSeqsOnly") {
