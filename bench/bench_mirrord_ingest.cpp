@@ -287,13 +287,14 @@ struct IngestRates {
 
 // Each source sends `records` more 64 KiB records (frames of 16) over a new connection;
 // the clock runs from the first send until the last acknowledgement.
-IngestRates Ingest(uint16_t port, std::vector<Source>& sources, uint64_t records, size_t rec_bytes) {
+IngestRates Ingest(uint16_t port, std::vector<Source>& sources, uint64_t records,
+                   size_t rec_bytes) {
   const size_t n = sources.size();
   std::vector<std::vector<std::string>> frames(n);
   size_t bytes_each = 0;
   for (size_t i = 0; i < n; ++i) {
-    frames[i] = MakeFrames(MakeRecords(sources[i].next_seq, records, rec_bytes),
-                           sources[i].next_seq, 16);
+    frames[i] =
+        MakeFrames(MakeRecords(sources[i].next_seq, records, rec_bytes), sources[i].next_seq, 16);
     bytes_each = 0;
     for (const auto& f : frames[i]) bytes_each += f.size();
   }
@@ -362,8 +363,8 @@ int main(int argc, char** argv) {
   StartMirrord(m, binary, dir);
 
   const int runs = quick ? 1 : 3;
-  const uint64_t burst = quick ? 256 : 1536;         // 16 / 96 MiB per source
-  const uint64_t sustained = quick ? 1024 : 12288;   // 64 / 768 MiB per source
+  const uint64_t burst = quick ? 256 : 1536;        // 16 / 96 MiB per source
+  const uint64_t sustained = quick ? 1024 : 12288;  // 64 / 768 MiB per source
   const Phase phases[] = {{"burst", 1, burst},
                           {"burst", 4, burst},
                           {"sustained", 1, sustained},
@@ -371,11 +372,14 @@ int main(int argc, char** argv) {
   std::vector<Source> one = {{"one"}};
   std::vector<Source> four = {{"four0"}, {"four1"}, {"four2"}, {"four3"}};
 
-  std::printf("mirrord ingest: 64 KiB records in frames of 16, loopback; memory %zu MiB per "
-              "source (halves of %zu MiB); medians of %d runs\n",
-              2 * kHalf >> 20, kHalf >> 20, runs);
-  std::printf("  plain: TCP to a receiver that discards; plain+fsync: that receiver writes to a "
-              "file and fdatasyncs every %zu MiB\n", kHalf >> 20);
+  std::printf(
+      "mirrord ingest: 64 KiB records in frames of 16, loopback; memory %zu MiB per "
+      "source (halves of %zu MiB); medians of %d runs\n",
+      2 * kHalf >> 20, kHalf >> 20, runs);
+  std::printf(
+      "  plain: TCP to a receiver that discards; plain+fsync: that receiver writes to a "
+      "file and fdatasyncs every %zu MiB\n",
+      kHalf >> 20);
   std::printf("%-10s %7s %9s %10s %12s %13s %12s %10s %15s\n", "phase", "sources", "MiB/src",
               "plain MB/s", "+fsync MB/s", "received MB/s", "durable MB/s", "recv/plain",
               "durable/+fsync");

@@ -145,7 +145,9 @@ Status SegmentLog::CheckRecords(std::span<const std::string_view> records, bool 
                                 std::vector<uint64_t>* seqs) const {
   uint64_t expect = next_seq();
   for (size_t i = 0; i < records.size(); ++i) {
-    auto where = [&] { return records.size() == 1 ? "" : "batch item " + std::to_string(i) + ": "; };
+    auto where = [&] {
+      return records.size() == 1 ? "" : "batch item " + std::to_string(i) + ": ";
+    };
     if (decode) {
       auto rec = DecodeRecord(records[i], options_.limits);
       if (!rec.ok()) return Status::Corruption(where() + rec.status().message());
@@ -240,8 +242,8 @@ Status SegmentLog::WriteRecords(std::span<const std::string_view> records) {
 Status SegmentLog::PwriteDirect(size_t len, uint64_t off, const std::string& path) {
   size_t done = 0;
   while (done < len) {
-    ssize_t n = pwrite(direct_fd_.get(), staging_.get() + done, len - done,
-                       static_cast<off_t>(off + done));
+    ssize_t n =
+        pwrite(direct_fd_.get(), staging_.get() + done, len - done, static_cast<off_t>(off + done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return Sticky(Status::IOError("O_DIRECT pwrite " + path, n < 0 ? errno : EIO));
     done += static_cast<size_t>(n);

@@ -13,12 +13,12 @@
 //
 // Durability: Append/AppendBatch hand bytes to the OS (pwritev, or O_DIRECT writes when
 // options.direct_io asks and the filesystem allows; see "Direct appends" below); Sync()
-// fdatasyncs the active segment. durable_seq() promises: the log, reopened after a crash, still holds
-// every record <= durable_seq() that DeleteThrough did not delete, and continues after
-// it. A failed write or fsync is sticky (fsyncgate: the kernel may have dropped the
-// dirty pages, so a later fsync that succeeds proves nothing): every later
-// Append/AppendBatch/Sync/SetNextSeq/DeleteThrough returns that error until the log is
-// reopened, which re-reads what is really in the file.
+// fdatasyncs the active segment. durable_seq() promises: the log, reopened after a
+// crash, still holds every record <= durable_seq() that DeleteThrough did not delete,
+// and continues after it. A failed write or fsync is sticky (fsyncgate: the kernel may
+// have dropped the dirty pages, so a later fsync that succeeds proves nothing): every
+// later Append/AppendBatch/Sync/SetNextSeq/DeleteThrough returns that error until the
+// log is reopened, which re-reads what is really in the file.
 //
 // Recovery policy (Open), as LevelDB's log reader:
 //   - Sealed segments (fsynced before the roll): Open checks each header (magic,

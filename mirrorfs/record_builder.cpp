@@ -198,8 +198,7 @@ int BuildRecordOp(const Mutation& m, InodeTable& inodes, const struct timespec& 
   Inode& inode = inodes.Get(info.ino);
   if (info.kind == MutationKind::kChmod) {
     inode.no_setid_bits.store(false, std::memory_order_relaxed);
-  } else if (MayDropSetidBits(info.kind) &&
-             !inode.no_setid_bits.load(std::memory_order_relaxed)) {
+  } else if (MayDropSetidBits(info.kind) && !inode.no_setid_bits.load(std::memory_order_relaxed)) {
     // The kernel drops setuid/setgid on a write, truncate or ACL change by a caller
     // without CAP_FSETID, with no setattr of its own: predict "unchanged" and let the
     // sink journal what BACKING did.

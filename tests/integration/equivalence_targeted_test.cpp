@@ -204,8 +204,10 @@ TEST_CASE("FileCapabilitiesSetAfterAWriteAreSeenAndKilledByTheNextWrite") {
     err += Step("setcap", ::fsetxattr(fd, "security.capability", caps.data(), caps.size(), 0));
     char value[64];
     ssize_t n = ::fgetxattr(fd, "security.capability", value, sizeof value);
-    if (n != static_cast<ssize_t>(caps.size()) || caps.compare(0, caps.size(), value, caps.size()) != 0) {
-      err += "getcap after setcap: " + std::string(n < 0 ? strerror(errno) : "another value") + "\n";
+    if (n != static_cast<ssize_t>(caps.size()) ||
+        caps.compare(0, caps.size(), value, caps.size()) != 0) {
+      err +=
+          "getcap after setcap: " + std::string(n < 0 ? strerror(errno) : "another value") + "\n";
     }
     err += AsUser(1000, [fd] { return Step("write as 1000", ::pwrite(fd, "x", 1, 10)); });
     if (::fgetxattr(fd, "security.capability", value, sizeof value) >= 0) {
