@@ -114,15 +114,13 @@ Status SegmentLog::StartDirect() {
     staging_.reset(static_cast<char*>(std::aligned_alloc(kDirectAlign, kStagingBytes)));
     if (!staging_) return Sticky(Status::IOError("staging buffer for " + dir_, ENOMEM));
   }
-  tail_len_ = active.bytes % kDirectAlign;
-  size_t got = 0;
-  while (got < tail_len_) {
-    ssize_t n = pread(active_fd_.get(), staging_.get() + got, tail_len_ - got,
-                      static_cast<off_t>(active.bytes - tail_len_ + got));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return Sticky(Status::IOError("pread " + path, n < 0 ? errno : EIO));
-    got += static_cast<size_t>(n);
-  }
+  const size_t tail = active.bytes % kDirectAlign;
+  segment_internal::PreadWindow file(active_fd_.get(), active.bytes, path);
+  Result<std::string_view> bytes = file.Read(active.bytes - tail, tail);
+  if (!bytes.ok()) return Sticky(bytes.status());
+  if (bytes->size() != tail) return Sticky(Status::IOError("short read of " + path, EIO));
+  std::memcpy(staging_.get(), bytes->data(), tail);
+  tail_len_ = tail;
   direct_fd_ = std::move(fd);
   return Status::Ok();
 }
@@ -238,19 +236,6 @@ Status SegmentLog::WriteRecords(std::span<const std::string_view> records) {
   return Status::Ok();
 }
 
-// Writes staging_[0, len) at `off` (both aligned) with O_DIRECT.
-Status SegmentLog::PwriteDirect(size_t len, uint64_t off, const std::string& path) {
-  size_t done = 0;
-  while (done < len) {
-    ssize_t n =
-        pwrite(direct_fd_.get(), staging_.get() + done, len - done, static_cast<off_t>(off + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return Sticky(Status::IOError("O_DIRECT pwrite " + path, n < 0 ? errno : EIO));
-    done += static_cast<size_t>(n);
-  }
-  return Status::Ok();
-}
-
 // The records go through the staging buffer, after the segment's last partial block,
 // in aligned writes; the last one is padded with zeros, then cut off by ftruncate.
 Status SegmentLog::WriteRecordsDirect(std::span<const std::string_view> records) {
@@ -269,7 +254,7 @@ Status SegmentLog::WriteRecordsDirect(std::span<const std::string_view> records)
       fill += n;
       rec.remove_prefix(n);
       if (fill == kStagingBytes) {
-        MIRROR_RETURN_IF_ERROR(PwriteDirect(fill, base, path));
+        MIRROR_RETURN_IF_ERROR(Sticky(PwriteAll(direct_fd_.get(), {buf, fill}, base, path)));
         base += fill;
         fill = 0;
       }
@@ -279,7 +264,7 @@ Status SegmentLog::WriteRecordsDirect(std::span<const std::string_view> records)
   const size_t padded = (fill + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
   if (padded > 0) {
     std::memset(buf + fill, 0, padded - fill);
-    MIRROR_RETURN_IF_ERROR(PwriteDirect(padded, base, path));
+    MIRROR_RETURN_IF_ERROR(Sticky(PwriteAll(direct_fd_.get(), {buf, padded}, base, path)));
     if (padded > fill && ftruncate(active_fd_.get(), static_cast<off_t>(end)) != 0) {
       return Sticky(Status::IOError("ftruncate " + path, errno));
     }

@@ -200,7 +200,6 @@ class SegmentLog {
   Status WriteRecords(std::span<const std::string_view> records);  // into the active segment
   Status WriteRecordsDirect(std::span<const std::string_view> records);
   Status StartDirect();  // after the active segment changed: O_DIRECT fd and tail block
-  Status PwriteDirect(size_t len, uint64_t off, const std::string& path);
   Status RemoveSegment(uint64_t first_seq);  // unlinks; the caller fsyncs the directory
   Status SyncDir();
   Status Sticky(Status status);  // remembers a write/fsync failure and returns it

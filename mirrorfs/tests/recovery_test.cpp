@@ -47,37 +47,37 @@ std::string JournalKilledMidChange(const mirror::test::TempDir& dir) {
   return path;
 }
 
+// Recovers a journal whose daemon died mid-change (JournalKilledMidChange) onto an
+// empty BACKING in `dir`, as after a daemon crash (same boot) or a reboot.
+RecoveryReport RecoverKilledJournal(const mirror::test::TempDir& dir, bool same_boot) {
+  std::string backing = dir.path() + "/backing";
+  REQUIRE(mkdir(backing.c_str(), 0755) == 0);
+  auto j = common::Journal::Open(JournalKilledMidChange(dir), kId, {});
+  REQUIRE(j.ok());
+  auto report = RecoverBacking(**j, backing, same_boot);
+  REQUIRE(report.ok());
+  return *report;
+}
+
 }  // namespace
 
 TEST_CASE("AfterADaemonCrashOnlyTheChangesInFlightAreReplayed") {
   mirror::test::TempDir dir;
-  std::string backing = dir.path() + "/backing";
-  REQUIRE(mkdir(backing.c_str(), 0755) == 0);
-  std::string path = JournalKilledMidChange(dir);
-  auto j = common::Journal::Open(path, kId, {});
-  REQUIRE(j.ok());
-  auto report = RecoverBacking(**j, backing, /*same_boot=*/true);
-  REQUIRE(report.ok());
-  CHECK(report->replayed == 1);
-  CHECK(report->kind == "daemon crash");
-  CHECK(Exists(backing + "/b"));
+  RecoveryReport report = RecoverKilledJournal(dir, /*same_boot=*/true);
+  CHECK(report.replayed == 1);
+  CHECK(report.kind == "daemon crash");
+  CHECK(Exists(dir.path() + "/backing/b"));
   // "a" was released, so BACKING had it (the page cache survived): not replayed.
-  CHECK_FALSE(Exists(backing + "/a"));
+  CHECK_FALSE(Exists(dir.path() + "/backing/a"));
 }
 
 TEST_CASE("AfterARebootEverythingSinceTheLastConsistencyPointIsReplayed") {
   mirror::test::TempDir dir;
-  std::string backing = dir.path() + "/backing";
-  REQUIRE(mkdir(backing.c_str(), 0755) == 0);
-  std::string path = JournalKilledMidChange(dir);
-  auto j = common::Journal::Open(path, kId, {});
-  REQUIRE(j.ok());
-  auto report = RecoverBacking(**j, backing, /*same_boot=*/false);
-  REQUIRE(report.ok());
-  CHECK(report->replayed == 2);
-  CHECK(report->kind == "reboot");
-  CHECK(Exists(backing + "/a"));
-  CHECK(Exists(backing + "/b"));
+  RecoveryReport report = RecoverKilledJournal(dir, /*same_boot=*/false);
+  CHECK(report.replayed == 2);
+  CHECK(report.kind == "reboot");
+  CHECK(Exists(dir.path() + "/backing/a"));
+  CHECK(Exists(dir.path() + "/backing/b"));
 }
 
 TEST_CASE("AJournalPastHalfFullGetsAConsistencyPointWithoutAsking") {

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,9 @@ struct CaseRun {
   // Stops the daemon; a clean unmount must end it with exit 0.
   void StopClean(const char* when);
   bool CopyJournal(const std::string& to);
+  // Copies the journal to <root>/<file> while mounted (every change in it), then
+  // StopClean(when). The copy's path, or nullopt if copying failed (a problem then).
+  std::optional<std::string> SaveJournalAndStop(const char* file, const char* when);
   // Replays the journal copies, in order, onto a fresh copy dir and compares it with
   // BACKING. A later copy continues where the one before ended (its records up to
   // there are skipped); a gap between them means records the test never saw.

@@ -193,6 +193,14 @@ bool CaseRun::CopyJournal(const std::string& to) {
   return s.ok();
 }
 
+std::optional<std::string> CaseRun::SaveJournalAndStop(const char* file, const char* when) {
+  std::string copy = mount->root() + "/" + file;
+  bool copied = CopyJournal(copy);
+  StopClean(when);
+  if (!copied) return std::nullopt;
+  return copy;
+}
+
 // Replays the journal copies, in order, onto a fresh copy dir and compares it with
 // BACKING. A later copy continues where the one before ended (its records up to
 // there are skipped); a gap between them means records the test never saw.
@@ -369,10 +377,7 @@ CaseOutcome RunEquivalenceCase(const EquivalenceConfig& config, uint64_t seed, i
     run.RunWorkloadBounded(run.Workload(seed, threads));
     run.CheckWorkload(false);
     // Every workload thread has joined: no change is in flight, the journal is complete.
-    std::string copy = run.mount->root() + "/journal.copy";
-    bool copied = run.CopyJournal(copy);
-    run.StopClean("at unmount");
-    if (copied) run.Verify({copy});
+    if (auto copy = run.SaveJournalAndStop("journal.copy", "at unmount")) run.Verify({*copy});
   }
   run.Finish();
   return run.out;

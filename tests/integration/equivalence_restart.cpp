@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <optional>
 #include <random>
 
 #include "equivalence_case.h"
@@ -14,14 +15,13 @@ namespace mirror::itest {
 namespace {
 
 // The first session of a restart case: the workload, either killed (-9) at a seeded
-// point or run to its end; then the daemon is gone and `copy` holds its journal.
-bool FirstSession(CaseRun& run, WorkloadOptions o, bool kill, const std::string& copy) {
+// point or run to its end; then the daemon is gone. Returns the copy of its journal.
+std::optional<std::string> FirstSession(CaseRun& run, WorkloadOptions o, bool kill) {
   if (!kill) {
     run.RunWorkloadBounded(o);
     run.CheckWorkload(false);
-    bool copied = run.CopyJournal(copy);  // every thread joined: nothing in flight
-    run.StopClean("at the first unmount");
-    return copied;
+    // Every thread joined: nothing in flight.
+    return run.SaveJournalAndStop("journal.copy", "at the first unmount");
   }
   uint64_t total = static_cast<uint64_t>(o.threads) * static_cast<uint64_t>(o.ops_per_thread);
   std::mt19937_64 pick(o.seed * 7919 + 17);
@@ -38,7 +38,9 @@ bool FirstSession(CaseRun& run, WorkloadOptions o, bool kill, const std::string&
     run.Problem("the killed daemon ended with " + DescribeWait(status));
   }
   run.out.details += "stderr of the killed daemon:\n" + run.mount->DaemonStderr() + "\n";
-  return run.CopyJournal(copy);  // holds every change whose record was written
+  std::string copy = run.mount->root() + "/journal.copy";
+  if (!run.CopyJournal(copy)) return std::nullopt;  // holds every change whose record was written
+  return copy;
 }
 
 CaseOutcome RunRestartCase(const EquivalenceConfig& config, uint64_t seed, int threads, bool kill) {
@@ -49,8 +51,7 @@ CaseOutcome RunRestartCase(const EquivalenceConfig& config, uint64_t seed, int t
     return run.out;
   }
   WorkloadOptions o = run.Workload(seed, threads);
-  std::string copy = run.mount->root() + "/journal.copy";
-  bool copied = FirstSession(run, o, kill, copy);
+  std::optional<std::string> copy = FirstSession(run, o, kill);
   std::string error;
   if (!run.mount->Restart(&error)) {
     run.Problem("remount failed: " + error);
@@ -66,8 +67,6 @@ CaseOutcome RunRestartCase(const EquivalenceConfig& config, uint64_t seed, int t
   WorkloadResult first = std::move(run.workload);
   run.RunWorkloadBounded(again);
   run.CheckWorkload(false);
-  std::string after = run.mount->root() + "/journal.after_remount";
-  bool copied_after = run.CopyJournal(after);
   // One report for both runs: the first run's trace, then the second's (marked).
   run.out.details += "workload before the remount:\n" + first.Summary();
   run.out.summary += " ops_after_remount=" + std::to_string(run.workload.ops);
@@ -77,8 +76,9 @@ CaseOutcome RunRestartCase(const EquivalenceConfig& config, uint64_t seed, int t
   }
   run.workload.traces = std::move(first.traces);
   run.workload.ops += first.ops;
-  run.StopClean("after the remount and a second workload");
-  if (copied && copied_after) run.Verify({copy, after});
+  std::optional<std::string> after =
+      run.SaveJournalAndStop("journal.after_remount", "after the remount and a second workload");
+  if (copy && after) run.Verify({*copy, *after});
   run.Finish();
   return run.out;
 }
@@ -99,10 +99,7 @@ CaseOutcome RunScriptedCase(const EquivalenceConfig& config, const std::string& 
   if (run.Mount()) {
     std::string failed = script(run.mount->mountpoint());
     if (!failed.empty()) run.Problem("script: " + failed);
-    std::string copy = run.mount->root() + "/journal.copy";
-    bool copied = run.CopyJournal(copy);
-    run.StopClean("at unmount");
-    if (copied) run.Verify({copy});
+    if (auto copy = run.SaveJournalAndStop("journal.copy", "at unmount")) run.Verify({*copy});
   }
   run.Finish();
   return run.out;
@@ -112,21 +109,19 @@ CaseOutcome RunScriptedRemountCase(const EquivalenceConfig& config, const std::s
                                    const SessionScript& before, const SessionScript& after) {
   CaseRun run(config, name);
   if (run.Mount()) {
-    std::string copy = run.mount->root() + "/journal.copy";
     std::string failed = before(run.mount->mountpoint());
     if (!failed.empty()) run.Problem("before the remount: " + failed);
-    bool copied = run.CopyJournal(copy);
-    run.StopClean("at the first unmount");
+    std::optional<std::string> copy =
+        run.SaveJournalAndStop("journal.copy", "at the first unmount");
     std::string error;
     if (!run.mount->Restart(&error)) {
       run.Problem("remount failed: " + error);
     } else {
       failed = after(run.mount->mountpoint());
       if (!failed.empty()) run.Problem("after the remount: " + failed);
-      std::string second = run.mount->root() + "/journal.after_remount";
-      bool copied_after = run.CopyJournal(second);
-      run.StopClean("after the remount");
-      if (copied && copied_after) run.Verify({copy, second});
+      std::optional<std::string> second =
+          run.SaveJournalAndStop("journal.after_remount", "after the remount");
+      if (copy && second) run.Verify({*copy, *second});
     }
   }
   run.Finish();
