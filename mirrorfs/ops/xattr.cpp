@@ -45,19 +45,20 @@ void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
     return;
   }
   Filesystem& fs = FsOf(req);
-  XattrTarget t;
-  if (int err = TargetOf(fs, ino, &t)) {
-    fuse_reply_err(req, err);
-    return;
-  }
   Inode& inode = fs.inodes().Get(ino);
   std::unique_lock<std::mutex> caps_lock;
   if (std::strcmp(name, kFileCapsXattr) == 0) {
+    // Answered before the path is built: this is asked before every write.
     caps_lock = std::unique_lock<std::mutex>(inode.mu);
     if (inode.no_file_caps.load(std::memory_order_relaxed)) {
       fuse_reply_err(req, ENODATA);
       return;
     }
+  }
+  XattrTarget t;
+  if (int err = TargetOf(fs, ino, &t)) {
+    fuse_reply_err(req, err);
+    return;
   }
   std::vector<char> buf(size);
   ssize_t n = t.symlink ? lgetxattr(t.path.c_str(), name, buf.data(), size)
