@@ -431,6 +431,12 @@ JournalStats Journal::stats() const {
   return s;
 }
 
+uint64_t Journal::BytesAfter(uint64_t offset) const {
+  std::lock_guard lock(mu_);
+  if (UsedLocked() == 0) return 0;
+  return std::min(geo_.Distance(offset, head_), UsedLocked());
+}
+
 Result<bool> JournalCursor::Next() {
   if (walker_.next_seq() > limit_) return false;
   MIRROR_ASSIGN_OR_RETURN(bool more, walker_.Next(RingWalker::Mode::kFullDecode));

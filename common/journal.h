@@ -126,6 +126,8 @@ class JournalCursor {
   // The record Next() moved to; only after Next() returned true.
   uint64_t seq() const { return walker_.record().meta.seq; }
   uint64_t offset() const { return walker_.record_offset(); }
+  // Where the record after it starts (for Journal::BytesAfter).
+  uint64_t end_offset() const { return walker_.offset(); }
   std::string_view bytes() const { return walker_.record_bytes(); }
   const Record& record() const { return walker_.record(); }
   uint64_t limit() const { return limit_; }
@@ -133,12 +135,6 @@ class JournalCursor {
  private:
   friend class Journal;
 
-// A record appended with AppendHeld: completely in the journal (a crash keeps it), but
-// not visible to readers or to Free until Release or VoidAndRelease.
-struct HeldRecord {
-  uint64_t seq = 0;
-  uint64_t offset = 0;  // file offset of the record
-};
   JournalCursor(const Journal* journal, RingWalker walker, uint64_t limit)
       : journal_(journal), walker_(std::move(walker)), limit_(limit) {}
 
@@ -211,6 +207,9 @@ class Journal {
   Result<JournalCursor> ReadFrom(uint64_t seq) const;
 
   JournalStats stats() const;
+  // Ring bytes from `offset` (a record boundary at or after the tail, e.g. a cursor's
+  // end_offset()) to the next append position: how much was journaled after it.
+  uint64_t BytesAfter(uint64_t offset) const;
   uint64_t committed_seq() const;
   uint64_t released_seq() const;
   const JournalIdentity& identity() const { return identity_; }

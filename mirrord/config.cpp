@@ -10,6 +10,7 @@
 #include "common/config.h"
 #include "common/frame.h"
 #include "common/quote.h"
+#include "common/secret_file.h"
 #include "common/unique_fd.h"
 
 namespace mirror::d {
@@ -20,8 +21,6 @@ using common::Result;
 using common::Status;
 
 namespace {
-
-constexpr size_t kMaxSecretBytes = 4096;
 
 common::Schema BuildSchema() {
   common::Schema limits;
@@ -99,55 +98,6 @@ StoreOptions MirrordConfig::StoreOptionsFor(std::string_view source_id) const {
   return o;
 }
 
-Result<std::string> ReadSecretFile(const std::string& path) {
-  common::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-  if (!fd) return Status::FromErrno("secret file " + path, errno);
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return Status::IOError("fstat " + path, errno);
-  if (!S_ISREG(st.st_mode))
-    return Status::InvalidArgument("secret file " + path + " is not a file");
-  if ((st.st_mode & 077) != 0) {
-    return Status::PermissionDenied("secret file " + path +
-                                    " is accessible by group or others (chmod 600 it)");
-  }
-  std::string secret(kMaxSecretBytes + 1, '\0');
-  ssize_t n;
-  do {
-    n = ::read(fd.get(), secret.data(), secret.size());
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) return Status::IOError("read " + path, errno);
-  if (static_cast<size_t>(n) > kMaxSecretBytes) {
-    return Status::InvalidArgument("secret file " + path + " is larger than 4096 bytes");
-  }
-  secret.resize(static_cast<size_t>(n));
-  if (!secret.empty() && secret.back() == '\n') secret.pop_back();
-  if (secret.empty()) return Status::InvalidArgument("secret file " + path + " is empty");
-  return secret;
-}
-
-Status SplitHostPort(const std::string& text, std::string* host, uint16_t* port) {
-  const size_t colon = text.rfind(':');
-  auto bad = [&] {
-    return Status::InvalidArgument("listen address " + common::QuoteForMessage(text) +
-                                   " is not HOST:PORT");
-  };
-  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) return bad();
-  std::string h = text.substr(0, colon);
-  if (h.front() == '[') {
-    if (h.back() != ']' || h.size() < 3) return bad();
-    h = h.substr(1, h.size() - 2);
-  }
-  uint32_t p = 0;
-  for (size_t i = colon + 1; i < text.size(); ++i) {
-    if (text[i] < '0' || text[i] > '9') return bad();
-    p = p * 10 + static_cast<uint32_t>(text[i] - '0');
-    if (p > 65535) return bad();
-  }
-  *host = h;
-  *port = static_cast<uint16_t>(p);
-  return Status::Ok();
-}
-
 namespace {
 
 // The `sources` table: ids usable as directory names and unique, secrets readable.
@@ -167,7 +117,7 @@ Result<std::vector<SourceConfig>> LoadSources(const std::vector<common::Config>&
       return Status::InvalidArgument(key + ".id': source " + common::QuoteForMessage(s.id) +
                                      " is listed twice");
     }
-    Result<std::string> secret = ReadSecretFile(sources[i].GetString("secret_file"));
+    Result<std::string> secret = common::ReadSecretFile(sources[i].GetString("secret_file"));
     if (!secret.ok()) return secret.status().Annotate(key + ".secret_file'");
     s.secret = std::move(secret).value();
     s.allow_devices = sources[i].GetBool("allow_devices");
@@ -190,7 +140,7 @@ Result<MirrordConfig> LoadMirrordConfig(const QuickStartFlags& flags) {
   for (const std::string& l : c.listen) {
     std::string host;
     uint16_t port = 0;
-    MIRROR_RETURN_IF_ERROR(SplitHostPort(l, &host, &port).Annotate(origin));
+    MIRROR_RETURN_IF_ERROR(common::SplitHostPort(l, &host, &port).Annotate(origin));
   }
   c.state_dir = flags.state_dir.empty() ? file.GetString("state_dir") : flags.state_dir;
   if (flags.config_path.empty() && flags.state_dir.empty()) {
@@ -219,7 +169,7 @@ Result<MirrordConfig> LoadMirrordConfig(const QuickStartFlags& flags) {
   std::string secret_file = flags.secret_file;
   if (secret_file.empty() && file.Has("secret_file")) secret_file = file.GetString("secret_file");
   if (!secret_file.empty()) {
-    MIRROR_ASSIGN_OR_RETURN(std::string secret, ReadSecretFile(secret_file));
+    MIRROR_ASSIGN_OR_RETURN(std::string secret, common::ReadSecretFile(secret_file));
     c.any_source_secret = std::move(secret);
   }
   MIRROR_ASSIGN_OR_RETURN(c.sources, LoadSources(file.GetObjectList("sources"), origin));

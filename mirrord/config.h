@@ -71,10 +71,4 @@ common::Result<MirrordConfig> LoadMirrordConfig(const QuickStartFlags& flags);
 // NUL, not starting with '.', not the control socket's name.
 bool ValidSourceId(std::string_view id);
 
-// Reads a secret file: regular, not readable or writable by group or others, not empty.
-common::Result<std::string> ReadSecretFile(const std::string& path);
-
-// Splits "host:port" or "[v6]:port". InvalidArgument naming the text otherwise.
-common::Status SplitHostPort(const std::string& text, std::string* host, uint16_t* port);
-
 }  // namespace mirror::d

@@ -2,6 +2,7 @@
 
 #include <csignal>
 
+#include "common/secret_file.h"
 #include "mirrord/log.h"
 
 namespace mirror::d {
@@ -28,7 +29,7 @@ Status Server::Start() {
   for (const std::string& addr : config_.listen) {
     std::string host;
     uint16_t port = 0;
-    MIRROR_RETURN_IF_ERROR(SplitHostPort(addr, &host, &port));
+    MIRROR_RETURN_IF_ERROR(common::SplitHostPort(addr, &host, &port));
     boost::system::error_code ec;
     asio::ip::address ip = asio::ip::make_address(host, ec);
     if (ec) return Status::InvalidArgument("listen address '" + addr + "': " + ec.message());

@@ -13,6 +13,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 // How often the thread looks at the journal's fill and samples the rate.
 constexpr std::chrono::milliseconds kPoll{50};
+// An automatic CP waits this long for mirrord to apply (it frees what is durable anyway).
+constexpr std::chrono::seconds kAutomaticSyncTimeout{60};
+// A CP run without the thread (mount, unmount) waits this long, and only if connected.
+constexpr std::chrono::seconds kInlineSyncTimeout{10};
 
 int64_t RealtimeNs() {
   struct timespec ts;
@@ -54,10 +58,11 @@ void Checkpointer::Stop() {
 common::Result<uint64_t> Checkpointer::Request(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
   uint64_t ticket = ++requested_;
+  request_timeout_ = timeout;
   if (!running_) {
     started_ = ticket;
     lock.unlock();
-    common::Status s = RunOne();
+    common::Status s = RunOne(MirrorWait::kIfConnected, kInlineSyncTimeout);
     lock.lock();
     finished_ = std::max(finished_, ticket);
     if (!s.ok()) return s;
@@ -105,10 +110,13 @@ void Checkpointer::Loop() {
     Clock::time_point now = Clock::now();
     SampleRate(now);
     if (!DueLocked(now)) continue;
+    const bool requested = started_ < requested_;
+    const std::chrono::milliseconds timeout = request_timeout_;
     uint64_t covered = requested_;
     started_ = covered;
     lock.unlock();
-    common::Status s = RunOne();
+    common::Status s = requested ? RunOne(MirrorWait::kThroughLinkLoss, timeout)
+                                 : RunOne(MirrorWait::kIfConnected, kAutomaticSyncTimeout);
     lock.lock();
     finished_ = std::max(finished_, covered);
     done_.notify_all();
@@ -116,16 +124,27 @@ void Checkpointer::Loop() {
   done_.notify_all();
 }
 
-common::Status Checkpointer::RunOne() {
+common::Status Checkpointer::RunOne(MirrorWait wait, std::chrono::milliseconds timeout) {
   std::lock_guard cp(cp_mu_);
   // Every record <= the released seq has made its change on BACKING.
   const uint64_t seq = journal_.released_seq();
   common::Status s = journal_.Sync();
   if (s.ok() && syncfs(backing_fd_) != 0) s = common::Status::IOError("syncfs BACKING", errno);
-  if (s.ok()) s = journal_.Free(seq);
+  common::Status mirrored;
+  if (s.ok() && mirror_ != nullptr) {
+    auto applied = mirror_->Sync(seq, wait == MirrorWait::kThroughLinkLoss, timeout);
+    if (!applied.ok() && wait == MirrorWait::kThroughLinkLoss) {
+      mirrored = applied.status().Annotate("mirror");
+    }
+  }
+  const uint64_t freed = s.ok() ? FreeableThrough(seq) : 0;
+  if (s.ok()) s = journal_.Free(freed);
+  const bool freed_ok = s.ok();
+  if (s.ok()) s = mirrored;
   std::lock_guard lock(mu_);
   last_cp_ = Clock::now();
   last_status_ = s;
+  if (freed_ok) stats_.freed_seq = std::max(stats_.freed_seq, freed);
   if (s.ok()) {
     stats_.cp_seq = seq;
     stats_.cp_time_ns = RealtimeNs();
@@ -138,6 +157,21 @@ common::Status Checkpointer::RunOne() {
                               s.ToString() + " (will retry)");
   }
   return s;
+}
+
+uint64_t Checkpointer::FreeableThrough(uint64_t seq) {
+  if (mirror_ == nullptr) return seq;
+  const uint64_t durable = mirror_->durable_seq();
+  if (durable >= seq) return seq;
+  // Writers are waiting for room that mirrord cannot give (the link is down and they may
+  // go on): keep them going, give up the mirror's continuity, resync later.
+  if (journal_.stats().waiting_appenders > 0 && mirror_->MayDropUnshipped()) {
+    mirror_->MarkOutOfSync("the journal filled while the link was down: records " +
+                           std::to_string(durable + 1) + ".." + std::to_string(seq) +
+                           " were freed before mirrord had them; a resync is needed");
+    return seq;
+  }
+  return durable;
 }
 
 }  // namespace mirror::fs

@@ -86,6 +86,7 @@ int JournalSink::Before(const Mutation& m) {
   }
   slot.held = true;
   slot.seq = held->seq;
+  slot.last_seq = held->seq;
   slot.offset = held->offset;
   slot.check_node = built.predicts_node;
   slot.mode = built.mode;
@@ -101,6 +102,7 @@ void JournalSink::After(const Mutation& m, int err) {
   common::HeldRecord held{slot.seq, slot.offset};
   if (err != 0) {
     if (common::Status s = journal_.VoidAndRelease(held); !s.ok()) ReportJournalError(s, "void");
+    slot.last_seq = 0;  // a failed change: nothing for its caller to wait for
     return;
   }
   SetTimesOnBacking(m);
@@ -197,7 +199,7 @@ void JournalSink::AppendCorrections(const Mutation& m) {
   auto path = inodes_->PathOf(new_node ? info.parent : info.ino);
   if (!path.ok()) return;
   if (new_node) *path = JoinEntryPath(*path, info.name);
-  Append(common::ChownOp{*path, st.st_uid, st.st_gid, static_cast<uint32_t>(st.st_mode & 07777)},
+  Append(m, common::ChownOp{*path, st.st_uid, st.st_gid, static_cast<uint32_t>(st.st_mode & 07777)},
          "owner correction");
 }
 
@@ -206,15 +208,24 @@ void JournalSink::AppendShortWrite(const Mutation& m) {
   if (info.result_length == 0) return;
   auto path = inodes_->PathOf(info.ino);
   if (!path.ok()) return;
-  Append(common::WriteOp{*path, static_cast<uint64_t>(info.offset),
-                         ToRecordTime(m.sink_slot().time),
-                         std::string_view(info.data, info.result_length)},
-         "short write");
+  Append(
+      m,
+      common::WriteOp{*path, static_cast<uint64_t>(info.offset), ToRecordTime(m.sink_slot().time),
+                      std::string_view(info.data, info.result_length)},
+      "short write");
 }
 
-void JournalSink::Append(const common::Op& op, const char* what) {
+void JournalSink::Append(const Mutation& m, const common::Op& op, const char* what) {
   auto seq = journal_.Append(op);
-  if (!seq.ok()) ReportJournalError(seq.status(), what);
+  if (!seq.ok()) return ReportJournalError(seq.status(), what);
+  m.sink_slot().last_seq = std::max(m.sink_slot().last_seq, *seq);
+}
+
+void JournalSink::Settle(const Mutation& m) {
+  const uint64_t seq = m.sink_slot().last_seq;
+  if (mirror_ == nullptr || seq == 0) return;
+  mirror_->Notify();
+  mirror_->AwaitWriter(seq);
 }
 
 void JournalSink::ReportJournalError(const common::Status& status, const char* what) {

@@ -11,6 +11,8 @@
 //              ACLs, a short write), then releases the record; on failure voids it.
 // Both run inside the mutation's ordering section (ordering.h), so the journal's order
 // is BACKING's order (invariant 2).
+//   Settle(m)  after the section, with mirroring: wakes the replication client and waits
+//              for mirrord's acknowledgement as the mode asks (invariant 3).
 //
 // A change to an inode with no name left (written through an fd after its last unlink)
 // changes nothing that the volume shows and gets no record. A change to an inode with
@@ -27,6 +29,7 @@
 #include "common/journal.h"
 #include "mirrorfs/inode_table.h"
 #include "mirrorfs/mutation.h"
+#include "mirrorfs/replication_client.h"
 
 namespace mirror::fs {
 
@@ -36,9 +39,13 @@ class JournalSink final : public MutationSink {
   explicit JournalSink(common::Journal& journal) : journal_(journal) {}
 
   void Attach(InodeTable& inodes) { inodes_ = &inodes; }
+  // With mirroring: Settle tells `client` about the new records and waits as its mode
+  // says. Set before the first mutation; `client` must outlive the sink's use.
+  void AttachMirror(ReplicationClient* client) { mirror_ = client; }
 
   int Before(const Mutation& m) override;
   void After(const Mutation& m, int err) override;
+  void Settle(const Mutation& m) override;
 
   uint64_t unjournaled() const { return unjournaled_.load(std::memory_order_relaxed); }
   uint64_t journal_errors() const { return journal_errors_.load(std::memory_order_relaxed); }
@@ -47,11 +54,12 @@ class JournalSink final : public MutationSink {
   void SetTimesOnBacking(const Mutation& m);
   void AppendCorrections(const Mutation& m);
   void AppendShortWrite(const Mutation& m);
-  void Append(const common::Op& op, const char* what);
+  void Append(const Mutation& m, const common::Op& op, const char* what);
   void ReportJournalError(const common::Status& status, const char* what);
 
   common::Journal& journal_;
   InodeTable* inodes_ = nullptr;
+  ReplicationClient* mirror_ = nullptr;
   std::atomic<uint64_t> unjournaled_{0};
   std::atomic<uint64_t> journal_errors_{0};
 };

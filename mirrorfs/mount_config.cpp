@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "common/config.h"
+#include "common/secret_file.h"
 
 namespace mirror::fs {
 namespace {
@@ -26,7 +27,49 @@ std::string Hostname() {
   return host.substr(0, host.find('.'));  // the short name: stable across domain changes
 }
 
+common::Status LoadMirrorConfig(const common::Config& c, MirrorConfig* out) {
+  if (!c.Has("mirror")) {
+    for (const char* key : {"secret_file", "on_disconnect"}) {
+      if (c.Has(key)) {
+        return common::Status::InvalidArgument(std::string(key) +
+                                               "= needs mirror=HOST:PORT (without it the "
+                                               "mount is local-only)");
+      }
+    }
+    return common::Status::Ok();
+  }
+  out->target = c.GetString("mirror");
+  MIRROR_RETURN_IF_ERROR(
+      common::SplitHostPort(out->target, &out->host, &out->port).Annotate("mirror"));
+  if (!c.Has("secret_file")) {
+    return common::Status::InvalidArgument(
+        "mirror= needs secret_file=PATH (the source's secret, as mirrord has it)");
+  }
+  auto secret = common::ReadSecretFile(c.GetString("secret_file"));
+  if (!secret.ok()) return secret.status().Annotate("secret_file");
+  out->secret = std::move(secret).value();
+  const std::string mode = c.GetString("mode");
+  out->mode = mode == "async"     ? AckMode::kAsync
+              : mode == "durable" ? AckMode::kDurable
+                                  : AckMode::kSync;
+  out->degrade = c.Has("on_disconnect") ? c.GetString("on_disconnect") == "degrade"
+                                        : out->mode == AckMode::kAsync;
+  out->max_lag = c.GetSize("max_lag");
+  return common::Status::Ok();
+}
+
 }  // namespace
+
+const char* AckModeName(AckMode mode) {
+  switch (mode) {
+    case AckMode::kAsync:
+      return "async";
+    case AckMode::kDurable:
+      return "durable";
+    default:
+      return "sync";
+  }
+}
 
 const common::Schema& MountSchema() {
   static const common::Schema schema = [] {
@@ -43,9 +86,23 @@ const common::Schema& MountSchema() {
         .Max(std::chrono::milliseconds(24LL * 3600 * 1000));
     s.Bool("allow_other", "let users other than root use the mount", Default(false));
     s.Bool("ro", "mount read-only", Default(false));
-    s.String("mirror", "HOST:PORT of mirrord (not supported yet: local-only)");
-    s.String("mode", "sync, async or durable (with mirror=)");
-    s.String("secret_file", "the source's secret (with mirror=)");
+    s.String("mirror", "HOST:PORT of mirrord to ship every change to (none: local-only)")
+        .Check(common::IsHostPort, "HOST:PORT");
+    s.String("secret_file", "file with this source's secret, as mirrord has it (with mirror=)")
+        .NonEmpty();
+    s.Enum("mode",
+           "when a change returns: sync (mirrord has it in memory), durable (on "
+           "mirrord's disk), async (in the local journal)",
+           {"sync", "async", "durable"}, Default("sync"));
+    s.Enum("on_disconnect",
+           "while mirrord is unreachable: block (writers wait) or degrade "
+           "(writers go on; default for mode=async, else block)",
+           {"block", "degrade"});
+    s.Size("max_lag",
+           "mode=async: writers wait while more journal bytes than this are not "
+           "yet received by mirrord",
+           Default("64M"))
+        .Min(uint64_t{1} << 20);
     return s;
   }();
   return schema;
@@ -62,14 +119,8 @@ common::Result<MountConfig> LoadMountConfig(const MountOptions& options) {
     }
   }
   MIRROR_ASSIGN_OR_RETURN(common::Config c, common::LoadConfig(MountSchema(), file, opts));
-  for (const char* key : {"mirror", "mode", "secret_file"}) {
-    if (c.Has(key)) {
-      return common::Status::InvalidArgument(
-          std::string(key) + "=: mirroring to mirrord is not available in this version; "
-                             "remove it to run local-only (journal and consistency points)");
-    }
-  }
   MountConfig out;
+  MIRROR_RETURN_IF_ERROR(LoadMirrorConfig(c, &out.mirror));
   out.source_id = c.Has("source_id") ? c.GetString("source_id") : Hostname();
   if (!IsSourceId(out.source_id)) {
     return common::Status::InvalidArgument("source_id: the hostname '" + out.source_id +

@@ -77,6 +77,14 @@ common::Result<std::unique_ptr<MountRuntime>> MountRuntime::Start(const MountOpt
   }
   rt->checkpointer_ =
       std::make_unique<Checkpointer>(*rt->journal_, rt->backing_fd_.get(), config.cp_interval);
+  if (config.mirror.enabled()) {
+    // Not started yet (threads come in Serve): until it connects, its durable seq is 0
+    // and the consistency point below frees nothing mirrord may still need.
+    ReplicationIdentity id{config.source_id, rt->volume_id_, rt->journal_->identity().epoch,
+                           config.journal_path + ".out-of-sync"};
+    rt->mirror_ = std::make_unique<ReplicationClient>(*rt->journal_, config.mirror, id);
+    rt->checkpointer_->AttachMirror(rt->mirror_.get());
+  }
   // What recovery replayed is in BACKING now: a consistency point makes it durable and
   // empties the journal, before this boot is stamped as the journal's.
   auto cp = rt->checkpointer_->Request(kCheckpointTimeout);
@@ -89,10 +97,12 @@ common::Result<std::unique_ptr<MountRuntime>> MountRuntime::Start(const MountOpt
   params.max_write = options.max_write;
   MIRROR_ASSIGN_OR_RETURN(rt->fs_, Filesystem::Open(options.backing, params, std::move(sink)));
   rt->sink_->Attach(rt->fs_->inodes());
+  rt->sink_->AttachMirror(rt->mirror_.get());
   return rt;
 }
 
 common::Status MountRuntime::Serve() {
+  if (mirror_) mirror_->Start();
   checkpointer_->Start();
   MountRuntime* self = this;
   auto server = control::ControlServer::Start(
@@ -114,6 +124,8 @@ nlohmann::json MountRuntime::HandleControl(const nlohmann::json& request) {
     s.journal = journal_.get();
     s.checkpointer = checkpointer_.get();
     s.sink = sink_;
+    s.mirror = mirror_.get();
+    s.mirror_config = &config_.mirror;
     s.recovery = recovery_;
     s.started = started_;
     return BuildStatus(s);
@@ -132,14 +144,24 @@ common::Status MountRuntime::Shutdown() {
   control_.reset();
   checkpointer_->Stop();
   auto cp = checkpointer_->Request(kCheckpointTimeout);  // runs here: the thread is gone
+  if (mirror_) mirror_->Stop();
   if (!cp.ok()) return cp.status().Annotate("last consistency point");
-  Log(LogLevel::kNotice, "clean unmount: journal empty after seq " + std::to_string(*cp));
+  const common::JournalStats js = journal_->stats();
+  if (js.tail_seq > js.last_assigned_seq) {
+    Log(LogLevel::kNotice, "clean unmount: journal empty after seq " + std::to_string(*cp));
+  } else {
+    Log(LogLevel::kNotice, "clean unmount: seqs " + std::to_string(js.tail_seq) + ".." +
+                               std::to_string(js.last_assigned_seq) +
+                               " stay in the journal until mirrord has them durably "
+                               "(shipped after the next mount)");
+  }
   return Status::Ok();
 }
 
 MountRuntime::~MountRuntime() {
   control_.reset();
   if (checkpointer_) checkpointer_->Stop();
+  if (mirror_) mirror_->Stop();  // wakes writers still waiting for an acknowledgement
   fs_.reset();  // before the journal its sink writes to
 }
 

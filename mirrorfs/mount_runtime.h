@@ -2,7 +2,7 @@
 // anyone is served and torn down in reverse after the kernel unmounted:
 //   volume id -> journal (created or recovered) -> crash recovery of BACKING -> a
 //   consistency point -> the journaling Filesystem -> the checkpointer thread -> the
-//   control socket (`mirrorfs status|checkpoint MNT`).
+//   replication client (with mirror=) -> the control socket (`mirrorfs status|checkpoint MNT`).
 // Start must run after the daemon forked (it starts threads).
 #pragma once
 
@@ -20,6 +20,7 @@
 #include "mirrorfs/mount_config.h"
 #include "mirrorfs/options.h"
 #include "mirrorfs/recovery.h"
+#include "mirrorfs/replication_client.h"
 
 namespace mirror::fs {
 
@@ -49,6 +50,7 @@ class MountRuntime {
   std::string volume_id_;
   common::UniqueFd backing_fd_;  // for syncfs
   std::unique_ptr<common::Journal> journal_;
+  std::unique_ptr<ReplicationClient> mirror_;  // with mirror= only
   RecoveryReport recovery_;
   std::unique_ptr<Checkpointer> checkpointer_;
   JournalSink* sink_ = nullptr;  // owned by fs_

@@ -27,7 +27,7 @@ void CountingSink::After(const Mutation& m, int err) {
 
 Mutation::Mutation(std::shared_mutex& namespace_mu, MutationSink& sink, MutationKind kind,
                    Inode* target)
-    : guard_(namespace_mu, IsNamespaceKind(kind) ? nullptr : target), sink_(sink) {
+    : guard_(std::in_place, namespace_mu, IsNamespaceKind(kind) ? nullptr : target), sink_(sink) {
   info_.kind = kind;
 }
 
@@ -39,6 +39,8 @@ int Mutation::Start() {
 
 Mutation::~Mutation() {
   if (started_ && !finished_) Finish(EIO);
+  guard_.reset();
+  if (started_) sink_.Settle(*this);
 }
 
 int Mutation::Finish(int err) {

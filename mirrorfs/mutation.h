@@ -7,7 +7,8 @@
 //   ... the syscall on BACKING ...
 //   m.Finish(err)  (0 = Commit, else Fail)
 // The locks are released when `m` is destroyed, i.e. after Finish, so the sink sees the
-// changes in exactly the order BACKING did. A started Mutation destroyed without Finish
+// changes in exactly the order BACKING did; then the sink's Settle runs (the wait for
+// the mirror's acknowledgement), before the op replies. A started Mutation destroyed without Finish
 // counts as failed (EIO). Ops may return early (validation errors) before Start: nothing
 // reaches the sink then.
 //
@@ -24,6 +25,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 
@@ -76,6 +78,7 @@ struct SinkSlot {
   uint64_t seq = 0;      // the held record, if `held`
   uint64_t offset = 0;
   bool held = false;
+  uint64_t last_seq = 0;      // the highest seq this change journaled (0: none), for Settle
   struct timespec time = {};  // the time the sink chose for this change (mtimes)
   // What the record predicts for the node after the change (new nodes, chown, changes that
   // may drop setuid/setgid): checked
@@ -96,6 +99,9 @@ class MutationSink {
   virtual int Before(const Mutation& m) = 0;
   // Called with the ordering locks held, after the syscall: err == 0 means BACKING changed.
   virtual void After(const Mutation& m, int err) = 0;
+  // Called after the ordering locks are released, before the request is answered: where
+  // the client's call must wait (for the mirror's acknowledgement) it waits here.
+  virtual void Settle(const Mutation& /*m*/) {}
 };
 
 // The default sink: counts begun/committed/failed mutations per kind.
@@ -138,7 +144,7 @@ class Mutation {
   int Finish(int err);
 
  private:
-  OrderingGuard guard_;
+  std::optional<OrderingGuard> guard_;  // reset before Settle
   MutationSink& sink_;
   MutationInfo info_;
   mutable SinkSlot slot_;

@@ -13,9 +13,9 @@ using common::Status;
 
 // Options that are mirrorfs's own (their values are used by other parts of mirrorfs).
 const std::set<std::string>& OwnKeys() {
-  static const std::set<std::string> keys = {"config",      "source_id", "journal",
-                                             "journal_size", "cp_interval", "mirror",
-                                             "mode",        "secret_file"};
+  static const std::set<std::string> keys = {
+      "config", "source_id",   "journal", "journal_size",  "cp_interval",
+      "mirror", "secret_file", "mode",    "on_disconnect", "max_lag"};
   return keys;
 }
 

@@ -5,6 +5,35 @@
 
 namespace mirror::fs {
 
+namespace {
+
+nlohmann::json MirrorStatus(const ReplicationClient& client, const MirrorConfig& config) {
+  const ReplicationClient::Stats st = client.stats();
+  nlohmann::json m;
+  m["target"] = config.target;
+  m["mode"] = AckModeName(config.mode);
+  m["on_disconnect"] = config.degrade ? "degrade" : "block";
+  m["max_lag_bytes"] = config.max_lag;
+  // While the link is down, "degraded" says that writers go on without it.
+  const bool down = st.link == LinkState::kDisconnected || st.link == LinkState::kConnecting ||
+                    st.link == LinkState::kRefused;
+  m["link"] = down && config.degrade && st.link != LinkState::kRefused ? "degraded"
+                                                                       : LinkStateName(st.link);
+  m["received_seq"] = st.received_seq;
+  m["durable_seq"] = st.durable_seq;
+  m["applied_seq"] = st.applied_seq;
+  m["sent_seq"] = st.sent_seq;
+  m["lag_records"] = st.lag_records;
+  m["lag_bytes"] = st.lag_bytes;
+  m["lag_seconds"] = st.lag_seconds;
+  m["waiting_writers"] = st.waiting_writers;
+  m["connects"] = st.connects;
+  m["last_error"] = st.last_error;
+  return m;
+}
+
+}  // namespace
+
 nlohmann::json BuildStatus(const StatusSources& s) {
   const common::JournalStats js = s.journal->stats();
   const Checkpointer::Stats cp = s.checkpointer->stats();
@@ -26,7 +55,8 @@ nlohmann::json BuildStatus(const StatusSources& s) {
   j["volume_id"] = s.volume_id;
   j["backing"] = s.backing;
   j["mountpoint"] = s.mountpoint;
-  j["mirror"] = "local-only";
+  j["mirror"] =
+      s.mirror == nullptr ? nlohmann::json(nullptr) : MirrorStatus(*s.mirror, *s.mirror_config);
   j["last_seq"] = js.last_assigned_seq;
   j["cp_seq"] = cp.cp_seq;
   j["cp_age_seconds"] = cp.cp_time_ns == 0 ? -1.0 : static_cast<double>(now_ns - cp.cp_time_ns) / 1e9;

@@ -2,15 +2,15 @@
 #pragma once
 
 #include <chrono>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "common/journal.h"
 #include "mirrorfs/checkpointer.h"
 #include "mirrorfs/journal_sink.h"
 #include "mirrorfs/mount_config.h"
 #include "mirrorfs/recovery.h"
+#include "mirrorfs/replication_client.h"
 
 namespace mirror::fs {
 
@@ -22,13 +22,16 @@ struct StatusSources {
   const common::Journal* journal = nullptr;
   const Checkpointer* checkpointer = nullptr;
   const JournalSink* sink = nullptr;
+  const ReplicationClient* mirror = nullptr;  // null: local-only
+  const MirrorConfig* mirror_config = nullptr;
   RecoveryReport recovery;
   std::chrono::steady_clock::time_point started;
 };
 
 // state: "running", "journal-full" (writers wait for a consistency point), "journal-error"
 // (the journal failed: every change is refused with EIO), "cp-failing" (the last
-// consistency point failed; retried).
+// consistency point failed; retried). "mirror": null when local-only, else the link
+// (docs/control.md).
 nlohmann::json BuildStatus(const StatusSources& s);
 
 }  // namespace mirror::fs

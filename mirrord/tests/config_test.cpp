@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "common/secret_file.h"
 #include "tests/unit/test_util.h"
 
 using namespace mirror::d;
@@ -123,15 +124,15 @@ TEST_CASE("ConfigRefusesSecretFilesOthersCanRead") {
 TEST_CASE("SplitHostPortForms") {
   std::string host;
   uint16_t port = 0;
-  REQUIRE(SplitHostPort("127.0.0.1:7400", &host, &port).ok());
+  REQUIRE(mirror::common::SplitHostPort("127.0.0.1:7400", &host, &port).ok());
   CHECK(host == "127.0.0.1");
   CHECK(port == 7400);
-  REQUIRE(SplitHostPort("[::1]:0", &host, &port).ok());
+  REQUIRE(mirror::common::SplitHostPort("[::1]:0", &host, &port).ok());
   CHECK(host == "::1");
   CHECK(port == 0);
-  CHECK_FALSE(SplitHostPort("127.0.0.1", &host, &port).ok());
-  CHECK_FALSE(SplitHostPort("h:65536", &host, &port).ok());
-  CHECK_FALSE(SplitHostPort(":80", &host, &port).ok());
+  CHECK_FALSE(mirror::common::SplitHostPort("127.0.0.1", &host, &port).ok());
+  CHECK_FALSE(mirror::common::SplitHostPort("h:65536", &host, &port).ok());
+  CHECK_FALSE(mirror::common::SplitHostPort(":80", &host, &port).ok());
 }
 
 TEST_CASE("SourceIdsThatCannotNameADirectoryAreInvalid") {

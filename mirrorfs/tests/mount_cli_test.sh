@@ -103,7 +103,15 @@ grep -q "too small" <<<"$last_out" || fail "the message does not say too small: 
 head -c 8192 /dev/urandom | dd of="$scratch/journal" conv=notrunc status=none
 expect_rc 32 "damaged journal" mirrorfs "$scratch/backing" "$scratch/mnt" -o "$opts"
 grep -q "damaged" <<<"$last_out" || fail "the message does not say damaged: $last_out"
-expect_rc 1 "mirroring not available yet" mirrorfs "$scratch/backing" "$scratch/mnt" -o "$opts,mirror=127.0.0.1:1"
+expect_rc 1 "mirror= without secret_file=" mirrorfs "$scratch/backing" "$scratch/mnt" -o "$opts,mirror=127.0.0.1:1"
+grep -q "secret_file" <<<"$last_out" || fail "the message does not name secret_file: $last_out"
+expect_rc 1 "on_disconnect= without mirror=" mirrorfs "$scratch/backing" "$scratch/mnt" -o "$opts,on_disconnect=block"
+expect_rc 1 "a mode that does not exist" mirrorfs "$scratch/backing" "$scratch/mnt" -o "$opts,mirror=127.0.0.1:1,mode=fast"
+echo "not so secret" > "$scratch/open-secret"
+chmod 644 "$scratch/open-secret"
+expect_rc 32 "a secret file others can read" mirrorfs "$scratch/backing" "$scratch/mnt" \
+  -o "$opts,mirror=127.0.0.1:1,secret_file=$scratch/open-secret"
+grep -q "chmod 600" <<<"$last_out" || fail "the message does not say how to fix the secret file: $last_out"
 findmnt -rn "$scratch/mnt" >/dev/null && fail "a failed mount left something mounted"
 
 if [[ $failures -gt 0 ]]; then

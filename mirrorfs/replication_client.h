@@ -1,0 +1,167 @@
+// ReplicationClient: ships the mount's journal to mirrord (issue 5; DESIGN invariants 3, 4).
+//
+// One thread runs a Boost.Asio loop with one connection at a time:
+//   connect (TCP_NODELAY) -> handshake (common/handshake.h) -> cursor at WELCOME's
+//   resume_seq -> RECORDS batches of released records, pipelined up to
+//   kMaxInFlightBytes not yet acknowledged -> ACK (received, durable) and SYNC_DONE
+//   (applied) update the acknowledged seqs and wake whoever waits for them.
+// A broken link (refusal, reset, no answer for kDeadAfter) closes the connection; the
+// next one is tried after a backoff (kMinBackoff doubling up to kMaxBackoff) and resumes
+// where mirrord says. A refusal for a stale epoch fences the mount: no more attempts.
+//
+// Writers (AwaitWriter, after their change is made and their locks are released) wait as
+// the mode says: sync until mirrord received their record, durable until it is on
+// mirrord's disk, async only while more than max_lag journal bytes are unreceived. While
+// the link is down, `degrade` lets them go on; `block` keeps them waiting.
+//
+// The journal is freed only below what mirrord holds durably (Checkpointer asks
+// durable_seq() and Sync()). When the journal cannot resume mirrord's stream (mirrord
+// wants a seq this journal freed, or has seqs this journal never had), the link goes
+// out-of-sync: nothing is shipped, writers do not wait, status says why (resync: later).
+//
+// Thread-safety: every public method may be called from any thread. Lock order: mu_ is
+// a leaf (never held while calling the journal or Asio).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "common/journal.h"
+#include "common/status.h"
+#include "mirrorfs/mount_config.h"
+
+namespace mirror::fs {
+
+// kRefused: mirrord refuses a record for good (a device node it does not allow, a path
+// it cannot apply, ...): like kDisconnected, retried slowly until its config changes.
+enum class LinkState {
+  kConnecting,
+  kConnected,
+  kDisconnected,
+  kRefused,
+  kOutOfSync,
+  kFenced,
+  kStopped
+};
+const char* LinkStateName(LinkState state);  // "connecting", "connected", ...
+
+struct ReplicationIdentity {
+  std::string source_id;
+  std::string volume_id;
+  uint64_t epoch = 0;
+  // A file whose existence means the mirror is out of sync (its text says why); kept
+  // beside the journal so that a remount knows.
+  std::string out_of_sync_marker;
+};
+
+class ReplicationClient {
+ public:
+  struct Stats {
+    LinkState link = LinkState::kConnecting;
+    uint64_t received_seq = 0;  // acknowledged by mirrord: in its memory
+    uint64_t durable_seq = 0;   // on mirrord's disk
+    uint64_t applied_seq = 0;   // in mirrord's image
+    uint64_t sent_seq = 0;      // the last record written to the socket
+    uint64_t lag_records = 0;   // released records not yet received
+    uint64_t lag_bytes = 0;     // journal bytes after the last received record
+    double lag_seconds = 0;     // age of the oldest record not yet received (0: none)
+    uint64_t connects = 0;      // sessions started
+    uint64_t waiting_writers = 0;
+    std::string peer;        // "host:port" as configured
+    std::string last_error;  // why the link last broke (kept after it recovers)
+  };
+
+  // `journal` must outlive the client.
+  ReplicationClient(common::Journal& journal, const MirrorConfig& config,
+                    ReplicationIdentity identity);
+  ~ReplicationClient();  // Stop()
+  ReplicationClient(const ReplicationClient&) = delete;
+  ReplicationClient& operator=(const ReplicationClient&) = delete;
+
+  void Start();  // starts the thread (after daemonizing: no threads before the fork)
+  void Stop();   // closes the link, wakes every waiter, joins the thread
+
+  // New records were released: ship them (cheap when the shipper is already awake).
+  void Notify();
+  // Called by a writer whose change journaled records up to `seq`, after its locks are
+  // released; returns when the mode allows (see above) or the client stops.
+  void AwaitWriter(uint64_t seq);
+
+  // Everything <= this seq is on mirrord's disk (0 before the first connection).
+  uint64_t durable_seq() const { return durable_seq_.load(std::memory_order_acquire); }
+  // A consistency point's request (SYNC): waits until mirrord has applied everything
+  // <= seq to its image and returns the applied seq. Unavailable when the link is
+  // down and `wait_for_link` is false; DeadlineExceeded after `timeout`; Aborted
+  // when out-of-sync or fenced.
+  common::Result<uint64_t> Sync(uint64_t seq, bool wait_for_link,
+                                std::chrono::milliseconds timeout);
+
+  Stats stats() const;
+
+  // True when unshipped records may be dropped to keep writers going: the link is down
+  // and on_disconnect=degrade.
+  bool MayDropUnshipped() const;
+  // Gives up the stream's continuity (records were freed unshipped): closes the link,
+  // writes the out-of-sync marker (so a remount knows), stops shipping. Logged once.
+  void MarkOutOfSync(const std::string& why);
+
+  // Defaults; tests and benchmarks may not change them (they are the product's).
+  static constexpr uint32_t kMaxBatchBytes = 1u << 20;
+  static constexpr uint64_t kMaxInFlightBytes = 16u << 20;
+  static constexpr std::chrono::milliseconds kMinBackoff{100};
+  static constexpr std::chrono::milliseconds kMaxBackoff{5000};
+  static constexpr std::chrono::seconds kPingEvery{5};
+  static constexpr std::chrono::seconds kDeadAfter{30};
+
+ private:
+  class Session;  // one connection (replication_session.cpp)
+  friend class Session;
+
+  void Run();
+  // Session callbacks (the loop thread).
+  void OnConnected(uint64_t received, uint64_t durable, uint64_t applied);
+  void OnAck(uint64_t received, uint64_t durable);
+  void OnApplied(uint64_t applied);
+  void OnSent(uint64_t seq);
+  void OnReceivedEndOffset(uint64_t end_offset);
+  void OnSessionEnded(LinkState next, const std::string& why, bool was_streaming);
+  void Connect();              // a new Session (loop thread)
+  void ShipOnLoop();           // Notify's work (loop thread)
+  bool MayGoOnLocked() const;  // writers need not wait (link down and degrade, ...)
+  uint64_t LagBytes() const;
+  double LagSeconds(uint64_t received) const;
+
+  common::Journal& journal_;
+  const MirrorConfig config_;
+  const ReplicationIdentity identity_;
+
+  std::atomic<uint64_t> received_seq_{0};
+  std::atomic<uint64_t> durable_seq_{0};
+  std::atomic<uint64_t> applied_seq_{0};
+  std::atomic<uint64_t> sent_seq_{0};
+  std::atomic<bool> wake_posted_{false};  // a ship is already queued on the loop
+
+  mutable std::mutex mu_;
+  std::condition_variable acked_;            // seqs moved, link state changed, or stopping
+  LinkState link_ = LinkState::kConnecting;  // guarded by mu_
+  bool stopping_ = false;                    // guarded by mu_
+  uint64_t waiters_ = 0;                     // guarded by mu_
+  uint64_t connects_ = 0;                    // guarded by mu_
+  bool have_received_offset_ = false;        // guarded by mu_
+  uint64_t received_end_offset_ = 0;         // ring offset after the last received record; mu_
+  std::string last_error_;                   // guarded by mu_
+
+  uint64_t loop_sync_wanted_ = 0;  // the highest SYNC asked for; loop thread only
+
+  struct Loop;  // the Asio objects, kept out of this header
+  std::unique_ptr<Loop> loop_;
+  std::thread thread_;
+};
+
+}  // namespace mirror::fs

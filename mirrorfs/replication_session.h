@@ -1,0 +1,84 @@
+// One connection of the ReplicationClient to mirrord (see replication_client.h for the
+// protocol's course). Internal to the client: it lives on the client's Asio thread, is
+// owned by shared_ptrs held in its own handlers and by the client's loop, and reports
+// to the client through its On* callbacks.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/frame.h"
+#include "common/handshake.h"
+#include "common/journal.h"
+#include "mirrorfs/asio.h"
+#include "mirrorfs/replication_client.h"
+
+namespace mirror::fs {
+
+class ReplicationClient::Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(ReplicationClient& client, boost::asio::io_context& io);
+
+  // All of these run on the loop thread.
+  void Start();                 // resolve, connect, handshake, stream
+  void Ship();                  // send what the journal released
+  void WantSync(uint64_t seq);  // send SYNC(seq) once it was shipped
+  void Close(LinkState next, const std::string& why);
+  bool closed() const { return phase_ == Phase::kClosed; }
+
+ private:
+  enum class Phase { kConnecting, kHandshake, kStreaming, kClosed };
+  struct InFlight {
+    uint64_t last_seq;
+    uint64_t bytes;
+    uint64_t end_offset;  // journal ring offset after the batch's last record
+  };
+
+  void OnResolved(const boost::system::error_code& ec,
+                  boost::asio::ip::tcp::resolver::results_type results);
+  void OnConnected(const boost::system::error_code& ec);
+  void ReadFrame();
+  void OnFrame(const common::Message& msg);
+  void OnHandshakeFrame(const common::Message& msg);
+  bool OpenCursor(const common::WelcomeMsg& welcome);
+  void OnAck(const common::AckMsg& ack);
+  bool FillBatch();
+  void SendControl(std::string frame);
+  void KickWrite();
+  void ArmLiveness();
+  void OnLiveness();
+
+  ReplicationClient& client_;
+  boost::asio::ip::tcp::resolver resolver_;
+  boost::asio::ip::tcp::socket socket_;
+  boost::asio::steady_timer liveness_;
+  Phase phase_ = Phase::kConnecting;
+  common::ClientHandshake handshake_;
+
+  std::array<char, common::kFrameHeaderSize> header_{};
+  std::string payload_;
+  std::chrono::steady_clock::time_point last_heard_;
+  std::chrono::steady_clock::time_point last_sent_;
+
+  std::optional<common::JournalCursor> cursor_;
+  std::deque<InFlight> in_flight_;  // sent, not yet acknowledged as received
+  uint64_t in_flight_bytes_ = 0;
+  uint64_t shipped_seq_ = 0;  // the last record put in a batch
+  uint64_t sync_wanted_ = 0;  // SYNC to send once shipped_seq_ reaches it
+  uint64_t sync_sent_ = 0;
+
+  // The write in progress: control frames first, else one RECORDS batch.
+  bool write_busy_ = false;
+  std::deque<std::string> control_out_;
+  std::string writing_control_;
+  std::string batch_;               // the records' bytes, copied from the journal
+  std::vector<size_t> batch_ends_;  // end of each record in batch_
+  std::vector<std::string_view> batch_views_;
+  common::EncodedFrame batch_frame_;
+};
+
+}  // namespace mirror::fs
