@@ -78,7 +78,13 @@ bool MirrorRig::Start(const RigOptions& o, std::string* error) {
   if (!StartMirrord(0, error)) return false;
   port_ = mirrord_->port();
   mo.fs_opts.push_back(std::string("source_id=") + kRigSource);
-  mo.fs_opts.push_back("mirror=127.0.0.1:" + std::to_string(port_));
+  uint16_t ship_to = port_;
+  if (o.via_relay) {
+    relay_ = TcpRelay::Start(port_, error);
+    if (relay_ == nullptr) return false;
+    ship_to = relay_->port();
+  }
+  mo.fs_opts.push_back("mirror=127.0.0.1:" + std::to_string(ship_to));
   mo.fs_opts.push_back("secret_file=" + secret);
   mo.fs_opts.push_back("mode=" + o.mode);
   if (!o.on_disconnect.empty()) mo.fs_opts.push_back("on_disconnect=" + o.on_disconnect);
@@ -153,6 +159,7 @@ std::vector<std::string> MirrorRig::Differences(const std::string& sub) {
 
 MirrorRig::~MirrorRig() {
   mount_.reset();
+  relay_.reset();
   mirrord_.reset();
   if (!dir_.empty()) RemoveTree(dir_);
 }

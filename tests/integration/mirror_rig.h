@@ -13,6 +13,7 @@
 
 #include "fuse_mount.h"
 #include "mirrord/tests/integration/test_client.h"
+#include "tcp_relay.h"
 #include "tree_compare.h"
 #include "workload.h"
 
@@ -27,6 +28,7 @@ struct RigOptions {
   std::string journal_size = "64M";
   std::string cp_interval = "1s";
   std::vector<std::string> extra;  // more -o options
+  bool via_relay = false;          // mirror= points at a TcpRelay in front of mirrord
 };
 
 class MirrorRig {
@@ -42,6 +44,7 @@ class MirrorRig {
 
   FuseMount& mount() { return *mount_; }
   d::test::MirrordProcess& mirrord() { return *mirrord_; }
+  TcpRelay& relay() { return *relay_; }  // with via_relay only
   std::string state_dir() const { return dir_ + "/state"; }
   std::string image() const { return state_dir() + "/" + kRigSource + "/image"; }
   std::string mirrord_log() const { return dir_ + "/mirrord.log"; }
@@ -66,6 +69,7 @@ class MirrorRig {
   std::string mirrorfs_binary_;
   std::unique_ptr<FuseMount> mount_;
   std::unique_ptr<d::test::MirrordProcess> mirrord_;
+  std::unique_ptr<TcpRelay> relay_;
   bool StartMirrord(uint16_t port, std::string* error);
 
   uint16_t port_ = 0;
