@@ -172,7 +172,7 @@ std::string FormatValue(const json& value) {
   return Printable(value.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
-enum class Kind { kText, kDuration, kBytes, kFill, kSkipIfEmpty };
+enum class Kind { kText, kDuration, kBytes, kFill, kSkipIfEmpty, kMirror };
 
 struct Field {
   const char* key;
@@ -202,7 +202,7 @@ constexpr Field kFields[] = {
     {"recovery", "last start", Kind::kText},
     {"recovery_failed_records", "recovery failures", Kind::kText},
     {"unjournaled_changes", "unjournaled changes", Kind::kText},
-    {"mirror", "mirror", Kind::kText},
+    {"mirror", "mirror", Kind::kMirror},
     {"cp_count", "checkpoints", Kind::kText},
     {"cp_failures", "checkpoint failures", Kind::kText},
     {"cp_last_error", "checkpoint error", Kind::kSkipIfEmpty},
@@ -211,6 +211,31 @@ constexpr Field kFields[] = {
 };
 
 using Rows = std::vector<std::pair<std::string, std::string>>;
+
+// The "mirror" object as a few rows ("local-only" when it is null).
+void AddMirrorRows(const json& m, Rows& rows) {
+  if (!m.is_object()) {
+    rows.emplace_back("mirror", m.is_null() ? "local-only" : FormatValue(m));
+    return;
+  }
+  auto text = [&m](const char* key) { return m.contains(key) ? FormatValue(m[key]) : "?"; };
+  rows.emplace_back("mirror", text("link") + " to " + text("target") + " (mode " + text("mode") +
+                                  ", on_disconnect " + text("on_disconnect") + ")");
+  rows.emplace_back("mirror seqs", "received " + text("received_seq") + ", durable " +
+                                       text("durable_seq") + ", applied " + text("applied_seq"));
+  std::string lag = text("lag_records") + " records";
+  if (m.contains("lag_bytes") && m["lag_bytes"].is_number()) {
+    lag += ", " + FormatBytes(m["lag_bytes"].get<double>());
+  }
+  if (m.contains("lag_seconds") && m["lag_seconds"].is_number()) {
+    lag += ", " + FormatDuration(m["lag_seconds"].get<double>());
+  }
+  rows.emplace_back("mirror lag", lag);
+  if (m.contains("last_error") && m["last_error"].is_string() &&
+      !m["last_error"].get<std::string>().empty()) {
+    rows.emplace_back("mirror error", FormatValue(m["last_error"]));
+  }
+}
 
 // Adds the row for `field` if the reply has it; removes what it used from `rest`.
 void AddRow(const Field& field, json& rest, Rows& rows) {
@@ -234,6 +259,9 @@ void AddRow(const Field& field, json& rest, Rows& rows) {
       if (!(value.is_string() && value.get<std::string>().empty())) {
         rows.emplace_back(field.label, FormatValue(value));
       }
+      return;
+    case Kind::kMirror:
+      AddMirrorRows(value, rows);
       return;
     case Kind::kFill: {
       auto size = rest.find("journal_bytes");

@@ -32,6 +32,19 @@ nlohmann::json MirrorStatus(const ReplicationClient& client, const MirrorConfig&
   return m;
 }
 
+// The mount's state as the mirror makes it: "running" only while connected.
+std::string MirrorState(LinkState link, bool degrade) {
+  switch (link) {
+    case LinkState::kConnected:
+      return "running";
+    case LinkState::kConnecting:
+    case LinkState::kDisconnected:
+      return degrade ? "degraded" : "mirror-down";
+    default:
+      return std::string("mirror-") + LinkStateName(link);
+  }
+}
+
 }  // namespace
 
 nlohmann::json BuildStatus(const StatusSources& s) {
@@ -44,6 +57,8 @@ nlohmann::json BuildStatus(const StatusSources& s) {
     state = "journal-full";
   } else if (!cp.last_error.empty()) {
     state = "cp-failing";
+  } else if (s.mirror != nullptr) {
+    state = MirrorState(s.mirror->stats().link, s.mirror_config->degrade);
   }
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
