@@ -17,6 +17,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/unique_fd.h"
+
 namespace mirror::itest {
 namespace {
 
@@ -28,31 +30,7 @@ constexpr auto kApplyTimeout = std::chrono::seconds(5);
 // Accepts per loop round, so a connect storm cannot starve the open connections.
 constexpr int kAcceptsPerRound = 64;
 
-// A private RAII fd: mirror_itest_support is not given the project root as include
-// directory, so common/unique_fd.h is out of reach here.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() { reset(); }
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) reset(std::exchange(other.fd_, -1));
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-
-  int get() const { return fd_; }
-  void reset(int fd = -1) {
-    int old = std::exchange(fd_, fd);
-    if (old >= 0) ::close(old);
-  }
-  explicit operator bool() const { return fd_ >= 0; }
-
- private:
-  int fd_ = -1;
-};
+using Fd = common::UniqueFd;
 
 // Closes with an RST instead of a FIN: the peer's next read fails with ECONNRESET,
 // and bytes still unsent are dropped, as when a link or a host dies.

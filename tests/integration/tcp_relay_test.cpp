@@ -23,6 +23,8 @@
 #include <thread>
 #include <utility>
 
+#include "common/unique_fd.h"
+
 namespace mirror::itest {
 namespace {
 
@@ -32,29 +34,7 @@ constexpr int kIoTimeoutMs = 5000;  // any single wait on a socket
 constexpr int kQuietMs = 300;       // "nothing arrives" means nothing for this long
 constexpr int kSmallBufferBytes = 64 << 10;
 
-// A private RAII fd, like the relay's (this program does not see common/).
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() { reset(); }
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) reset(std::exchange(other.fd_, -1));
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  void reset(int fd = -1) {
-    int old = std::exchange(fd_, fd);
-    if (old >= 0) ::close(old);
-  }
-  explicit operator bool() const { return fd_ >= 0; }
-
- private:
-  int fd_ = -1;
-};
+using Fd = common::UniqueFd;
 
 sockaddr_in Loopback(uint16_t port) {
   sockaddr_in addr{};
