@@ -287,7 +287,12 @@ Status Walker::VisitOnce(int dirfd, const std::string& name, const std::string& 
   ManifestEntry e;
   e.path = path;
   Status described = Describe(dirfd, name, st, fd.get(), !foreign, &e);
-  if (described.error_number() == ENOENT) return {};
+  if (described.error_number() == ENOENT) {
+    // Gone since statx: left out. Still there: the ENOENT came from /proc/self/fd (not
+    // mounted?), and dropping every symlink, device and fifo silently would be wrong.
+    NodeStat again;
+    if (StatAt(dirfd, name.c_str(), 0, &again) == ENOENT) return {};
+  }
   MIRROR_RETURN_IF_ERROR(described);
 
   if (!S_ISDIR(st.mode) && st.nlink > 1) {
