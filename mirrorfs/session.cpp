@@ -1,6 +1,5 @@
 #include "mirrorfs/session.h"
 
-#include <climits>
 #include <string>
 #include <vector>
 
@@ -45,11 +44,12 @@ int Session::Run(bool single_thread) {
   fuse_loop_config* config = fuse_loop_cfg_create();
   fuse_loop_cfg_set_clone_fd(config, 0);
   fuse_loop_cfg_set_max_threads(config, kMaxWorkerThreads);
-  // Idle workers are kept (libfuse's default since 3.12): with a cap on idle threads the
-  // loop spawns a thread whenever all are busy and ends one whenever more than the cap
-  // are idle, which under 4 concurrent writers meant ~700 thread creations a second and
-  // a quarter of the random-write throughput (bench/fs_bench.sh, randwrite-4j).
-  fuse_loop_cfg_set_idle_threads(config, UINT_MAX);
+  // Idle workers are kept (as many as there may be workers): with a lower cap on idle
+  // threads the loop spawns a thread whenever all are busy and ends one whenever more
+  // than the cap are idle, which under 4 concurrent writers meant ~700 thread creations
+  // a second and a quarter of the random-write throughput (bench/fs_bench.sh,
+  // randwrite-4j). (UINT_MAX, "unlimited", is refused by libfuse 3.14 with a log line.)
+  fuse_loop_cfg_set_idle_threads(config, kMaxWorkerThreads);
   int rc = fuse_session_loop_mt(se_, config);
   fuse_loop_cfg_destroy(config);
   return rc;
