@@ -34,7 +34,7 @@
 
 namespace mirror::common {
 
-inline constexpr uint32_t kManifestFormatVersion = 1;  // of the encoded entries
+inline constexpr uint32_t kManifestFormatVersion = 1;   // of the encoded entries
 inline constexpr uint32_t kManifestMaxXattrs = 10'000;  // per entry
 // Levels of directories below the root (an entry directly under the root is at depth 1).
 // The walk holds one fd per level, so this also bounds its open fds.
@@ -108,7 +108,7 @@ struct ManifestDiff {
 };
 
 struct ManifestCompareOptions {
-  bool mtime = true;  // directories' and files' mtimes
+  bool mtime = true;    // directories' and files' mtimes
   bool content = true;  // content hashes, where both entries have one
 };
 

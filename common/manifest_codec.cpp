@@ -52,8 +52,8 @@ class EntryReader {
     Int(&len, field);
     if (!status_.ok()) return;
     if (len > max) {
-      Fail(field, at, "length " + std::to_string(len) + " exceeds the limit " +
-                          std::to_string(max));
+      Fail(field, at,
+           "length " + std::to_string(len) + " exceeds the limit " + std::to_string(max));
       return;
     }
     if (!Need(len, field)) return;
@@ -73,8 +73,8 @@ class EntryReader {
   void Fail(const char* field, size_t at, const std::string& why) {
     if (!status_.ok()) return;
     status_ = Status::Corruption("manifest entry " + std::to_string(index_) + ": field " +
-                                 QuoteForMessage(field, '\'') + " at byte " +
-                                 std::to_string(at) + ": " + why);
+                                 QuoteForMessage(field, '\'') + " at byte " + std::to_string(at) +
+                                 ": " + why);
   }
 
  private:
@@ -82,8 +82,8 @@ class EntryReader {
     if (!status_.ok()) return false;
     if (end_ - pos_ < n) {
       Fail(field, pos_,
-           "needs " + std::to_string(n) + " bytes, the entry has " +
-               std::to_string(end_ - pos_) + " left");
+           "needs " + std::to_string(n) + " bytes, the entry has " + std::to_string(end_ - pos_) +
+               " left");
       return false;
     }
     return true;
@@ -127,8 +127,8 @@ Result<ManifestEntry> DecodeEntry(std::string_view bytes, size_t pos, size_t end
   }
   const size_t mode_at = r.pos();
   r.Int(&e.mode, "mode");
-  r.Check(KnownType(e.mode), "mode", mode_at, "unknown file type in mode " +
-                                                   std::to_string(e.mode));
+  r.Check(KnownType(e.mode), "mode", mode_at,
+          "unknown file type in mode " + std::to_string(e.mode));
   r.Int(&e.uid, "uid");
   r.Int(&e.gid, "gid");
   r.Int(&e.size, "size");

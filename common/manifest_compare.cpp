@@ -29,14 +29,22 @@ std::string Printable(std::string_view text) {
 
 std::string_view TypeName(uint32_t mode) {
   switch (mode & S_IFMT) {
-    case S_IFREG: return "file";
-    case S_IFDIR: return "directory";
-    case S_IFLNK: return "symlink";
-    case S_IFCHR: return "character device";
-    case S_IFBLK: return "block device";
-    case S_IFIFO: return "fifo";
-    case S_IFSOCK: return "socket";
-    default: return "unknown type";
+    case S_IFREG:
+      return "file";
+    case S_IFDIR:
+      return "directory";
+    case S_IFLNK:
+      return "symlink";
+    case S_IFCHR:
+      return "character device";
+    case S_IFBLK:
+      return "block device";
+    case S_IFIFO:
+      return "fifo";
+    case S_IFSOCK:
+      return "socket";
+    default:
+      return "unknown type";
   }
 }
 
@@ -147,9 +155,9 @@ std::vector<ManifestDiff> CompareManifests(const Manifest& source, const Manifes
     }
     const ManifestEntry& i = *found->second;
     if ((s.mode & S_IFMT) != (i.mode & S_IFMT)) {
-      diffs.push_back({ManifestDiff::Kind::kType, s.path,
-                       "type " + std::string(TypeName(s.mode)) + " vs " +
-                           std::string(TypeName(i.mode))});
+      diffs.push_back(
+          {ManifestDiff::Kind::kType, s.path,
+           "type " + std::string(TypeName(s.mode)) + " vs " + std::string(TypeName(i.mode))});
       continue;
     }
     if (std::string meta = MetaDetail(s, i, options); !meta.empty())

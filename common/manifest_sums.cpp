@@ -82,7 +82,8 @@ Result<std::vector<BlockSum>> FileBlockSums(int fd, uint32_t block_size) {
   const auto size = static_cast<uint64_t>(st.st_size);
   std::vector<BlockSum> sums;
   sums.reserve(static_cast<size_t>((size + block_size - 1) / block_size));
-  std::string block(block_size, '\0');
+  // No larger than the file: a 2 GiB block size over a small file allocates little.
+  std::string block(static_cast<size_t>(std::min<uint64_t>(block_size, size)), '\0');
   uint64_t offset = 0;
   while (offset < size) {
     const size_t want = static_cast<size_t>(std::min<uint64_t>(block_size, size - offset));

@@ -98,8 +98,7 @@ struct XattrSource {
     return fd >= 0 ? ::flistxattr(fd, buf, n) : ::llistxattr(proc_path.c_str(), buf, n);
   }
   ssize_t Get(const char* name, char* buf, size_t n) const {
-    return fd >= 0 ? ::fgetxattr(fd, name, buf, n)
-                   : ::lgetxattr(proc_path.c_str(), name, buf, n);
+    return fd >= 0 ? ::fgetxattr(fd, name, buf, n) : ::lgetxattr(proc_path.c_str(), name, buf, n);
   }
 };
 
@@ -181,14 +180,14 @@ class Walker {
     return Status::Full("more than " + std::to_string(options_.max_entries) +
                         " entries in the tree");
   }
-  Status Describe(int dirfd, const std::string& name, const NodeStat& st, int fd,
-                  bool read_xattrs, ManifestEntry* e);
+  Status Describe(int dirfd, const std::string& name, const NodeStat& st, int fd, bool read_xattrs,
+                  ManifestEntry* e);
 
   const ManifestOptions& options_;
   Manifest manifest_;
   uint64_t root_dev_ = 0;
   std::map<std::pair<uint64_t, uint64_t>, std::string> first_path_;  // (dev, ino) -> path
-  std::vector<char> buffer_;                                        // for hashing
+  std::vector<char> buffer_;                                         // for hashing
 };
 
 Status Walker::WalkRoot(const std::string& root) {
@@ -245,8 +244,7 @@ Status Walker::WalkDir(int dirfd, const std::string& prefix, uint32_t depth) {
   return {};
 }
 
-Status Walker::Visit(int dirfd, const std::string& name, const std::string& path,
-                     uint32_t depth) {
+Status Walker::Visit(int dirfd, const std::string& name, const std::string& path, uint32_t depth) {
   for (int attempt = 1;; ++attempt) {
     bool retry = false;
     Status st = VisitOnce(dirfd, name, path, depth, &retry);
@@ -289,7 +287,12 @@ Status Walker::VisitOnce(int dirfd, const std::string& name, const std::string& 
   ManifestEntry e;
   e.path = path;
   Status described = Describe(dirfd, name, st, fd.get(), !foreign, &e);
-  if (described.error_number() == ENOENT) return {};
+  if (described.error_number() == ENOENT) {
+    // Gone since statx: left out. Still there: the ENOENT came from /proc/self/fd (not
+    // mounted?), and dropping every symlink, device and fifo silently would be wrong.
+    NodeStat again;
+    if (StatAt(dirfd, name.c_str(), 0, &again) == ENOENT) return {};
+  }
   MIRROR_RETURN_IF_ERROR(described);
 
   if (!S_ISDIR(st.mode) && st.nlink > 1) {

@@ -50,8 +50,8 @@ void SetMtime(const std::string& path, int64_t sec, long nsec) {
 }
 
 void SetXattr(const std::string& path, const std::string& name, const std::string& value) {
-  REQUIRE_MESSAGE(lsetxattr(path.c_str(), name.c_str(), value.data(), value.size(), 0) == 0,
-                  path, " ", name, ": ", std::strerror(errno));
+  REQUIRE_MESSAGE(lsetxattr(path.c_str(), name.c_str(), value.data(), value.size(), 0) == 0, path,
+                  " ", name, ": ", std::strerror(errno));
 }
 
 void MakeFile(const std::string& path, const std::string& content, mode_t mode) {
@@ -66,7 +66,8 @@ std::vector<std::string> Paths(const Manifest& m) {
 }
 
 const ManifestEntry& Find(const Manifest& m, const std::string& path) {
-  auto it = std::find_if(m.begin(), m.end(), [&](const ManifestEntry& e) { return e.path == path; });
+  auto it =
+      std::find_if(m.begin(), m.end(), [&](const ManifestEntry& e) { return e.path == path; });
   REQUIRE_MESSAGE(it != m.end(), path);
   return *it;
 }
@@ -202,6 +203,16 @@ TEST_CASE("WalkOptionsHashesAndSkippedPrefixes") {
   REQUIRE(m.ok());
   CHECK(Find(*m, "file_a").xattrs == Xattrs{{"user.alpha", ""}});
   CHECK(Find(*m, "link").xattrs.empty());
+}
+
+TEST_CASE("ChildrenSortByUnsignedNameBytes") {
+  TempDir dir;
+  for (const char* name : {"\xc3\xa9", "a b", "Z", "a"}) WriteFileBytes(dir / name, "");
+  REQUIRE(mkdir((dir / "a-dir").c_str(), 0755) == 0);
+  WriteFileBytes(dir / "a-dir/\x01", "");
+  // A signed char comparison would put "\xc3\xa9" first.
+  CHECK(Paths(Build(dir.path())) ==
+        std::vector<std::string>{"Z", "a", "a b", "a-dir", "a-dir/\x01", "\xc3\xa9"});
 }
 
 TEST_CASE("WalkOfMissingOrNonDirectoryRootFails") {
@@ -392,7 +403,8 @@ TEST_CASE("DecodeRejectsEveryTruncation") {
     } else {
       REQUIRE_MESSAGE(!m.ok(), "cut at ", cut);
       CHECK(m.status().code() == Code::kCorruption);
-      const std::string expected_entry = cut < first_end ? "manifest entry 0: " : "manifest entry 1: ";
+      const std::string expected_entry =
+          cut < first_end ? "manifest entry 0: " : "manifest entry 1: ";
       CHECK(m.status().message().starts_with(expected_entry));
     }
   }
@@ -409,17 +421,26 @@ TEST_CASE("DecodeRejectsCorruptFields") {
   // entry_length one too long (with a byte to take): the fields end before it does.
   std::string longer = with_u32(0, 109);
   longer.insert(112, 1, '\0');
-  ExpectCorruption(longer, "manifest entry 0: field 'entry_length' at byte 0: 109 bytes, but the fields end after 108");
+  ExpectCorruption(
+      longer,
+      "manifest entry 0: field 'entry_length' at byte 0: 109 bytes, but the fields end after 108");
   // One too short: the hash runs past the entry.
-  ExpectCorruption(with_u32(0, 107), "manifest entry 0: field 'content_hash' at byte 80: needs 32 bytes, the entry has 31 left");
+  ExpectCorruption(
+      with_u32(0, 107),
+      "manifest entry 0: field 'content_hash' at byte 80: needs 32 bytes, the entry has 31 left");
   ExpectCorruption(with_u32(0, 0xffffffffu), "field 'entry_length' at byte 0: 4294967295 bytes");
-  ExpectCorruption(with_u32(4, 0xffffffffu), "field 'path' at byte 4: length 4294967295 exceeds the limit 4095");
-  ExpectCorruption(with_u32(4, 200), "field 'path' at byte 8: needs 200 bytes, the entry has 104 left");
-  ExpectCorruption(with_u32(57, kManifestMaxXattrs + 1), "field 'xattr_count' at byte 57: 10001 exceeds");
+  ExpectCorruption(with_u32(4, 0xffffffffu),
+                   "field 'path' at byte 4: length 4294967295 exceeds the limit 4095");
+  ExpectCorruption(with_u32(4, 200),
+                   "field 'path' at byte 8: needs 200 bytes, the entry has 104 left");
+  ExpectCorruption(with_u32(57, kManifestMaxXattrs + 1),
+                   "field 'xattr_count' at byte 57: 10001 exceeds");
   ExpectCorruption(with_u32(57, 2), "manifest entry 0: field 'xattr_name'");
-  ExpectCorruption(with_u32(61, 256), "field 'xattr_name' at byte 61: length 256 exceeds the limit 255");
+  ExpectCorruption(with_u32(61, 256),
+                   "field 'xattr_name' at byte 61: length 256 exceeds the limit 255");
   ExpectCorruption(with_u32(71, 65537), "field 'xattr_value' at byte 71: length 65537 exceeds");
-  ExpectCorruption(with_u32(76, 33), "field 'content_hash' at byte 76: length 33 exceeds the limit 32");
+  ExpectCorruption(with_u32(76, 33),
+                   "field 'content_hash' at byte 76: length 33 exceeds the limit 32");
   ExpectCorruption(with_u32(9, 0644), "field 'mode' at byte 9: unknown file type");
   // A 31-byte hash: entry_length shortened to match, so only the hash length is wrong.
   std::string short_hash = with_u32(76, 31);
@@ -523,9 +544,7 @@ void ExpectOneDiff(Variant v, ManifestDiff::Kind kind, const std::string& descri
 
 }  // namespace
 
-TEST_CASE("CompareOfEqualTreesFindsNothing") {
-  CHECK(CompareTrees(Variant::kSame).empty());
-}
+TEST_CASE("CompareOfEqualTreesFindsNothing") { CHECK(CompareTrees(Variant::kSame).empty()); }
 
 TEST_CASE("CompareFindsEachKindOfDifference") {
   using K = ManifestDiff::Kind;
@@ -586,8 +605,9 @@ TEST_CASE("CompareOrdersSourceDiffsThenExtrasAndNamesEveryField") {
   i_dev.rdev = makedev(8, 2);
   const Manifest source = {entry("a", S_IFREG | 0644), entry("b", S_IFDIR | 0755), s_file, s_link,
                            s_dev};
-  const Manifest image = {entry("x", S_IFREG | 0644), i_dev, i_link, i_file,
-                          entry("a", S_IFREG | 0644), entry("bad\nname", S_IFIFO | 0644)};
+  const Manifest image = {
+      entry("x", S_IFREG | 0644),        i_dev, i_link, i_file, entry("a", S_IFREG | 0644),
+      entry("bad\nname", S_IFIFO | 0644)};
   std::vector<ManifestDiff> diffs = CompareManifests(source, image);
   std::vector<std::string> described;
   for (const ManifestDiff& d : diffs) described.push_back(d.Describe());
