@@ -1,11 +1,12 @@
 #include "common/frame.h"
 
 #include <cstring>
+#include <iterator>
 
 #include "common/crc32c.h"
 #include "common/endian.h"
-#include "common/record.h"
 #include "common/quote.h"
+#include "common/record.h"
 
 namespace mirror::common {
 namespace {
@@ -15,6 +16,9 @@ constexpr size_t kCrcOffset = 8;
 constexpr size_t kTypeOffset = 12;
 constexpr size_t kFlagsOffset = 14;
 constexpr size_t kReservedOffset = 16;
+
+using FieldRule = Status (*)(uint64_t);
+using BytesRule = Status (*)(std::string_view);
 
 std::string At(size_t frame_offset) { return " at byte " + std::to_string(frame_offset); }
 std::string Quote(std::string_view name) { return QuoteForMessage(name, '\''); }
@@ -65,8 +69,14 @@ Result<uint32_t> CountRecords(std::string_view bytes, size_t base) {
 class Encoder {
  public:
   Encoder(std::string& out, std::vector<std::string_view>& bulk) : out_(out), bulk_(bulk) {}
-  void U32(uint32_t v, const char*) { AppendLE(out_, v); }
-  void U64(uint64_t v, const char*) { AppendLE(out_, v); }
+  void U32(uint32_t v, const char* name, FieldRule rule = nullptr) {
+    Check(rule, v, name);
+    AppendLE(out_, v);
+  }
+  void U64(uint64_t v, const char* name, FieldRule rule = nullptr) {
+    Check(rule, v, name);
+    AppendLE(out_, v);
+  }
   void Code(WireError c, const char*) { AppendLE(out_, static_cast<uint32_t>(c)); }
   template <size_t N>
   void Fixed(const std::array<uint8_t, N>& a, const char*) {
@@ -79,6 +89,17 @@ class Encoder {
   // Truncated rather than refused: an ERROR must always be sendable.
   void Text(const std::string& text, const char*) {
     String(std::string_view(text).substr(0, kMaxErrorMessageBytes));
+  }
+  void Bytes(const std::string& bytes, uint32_t max, const char* name, BytesRule rule = nullptr) {
+    if (bytes.size() > max) {
+      return Fail(Status::InvalidArgument("is " + std::to_string(bytes.size()) +
+                                          " bytes, more than " + std::to_string(max)),
+                  name);
+    }
+    if (rule != nullptr) {
+      if (Status s = rule(bytes); !s.ok()) return Fail(s, name);
+    }
+    String(bytes);
   }
   void Records(std::string_view records, uint32_t count, const char* name) {
     Result<uint32_t> n = CountRecords(records, 0);
@@ -97,6 +118,10 @@ class Encoder {
     AppendLE(out_, static_cast<uint32_t>(s.size()));
     out_.append(s);
   }
+  void Check(FieldRule rule, uint64_t v, const char* name) {
+    if (rule == nullptr) return;
+    if (Status s = rule(v); !s.ok()) Fail(s, name);
+  }
   void Fail(const Status& s, const char* name) {
     if (status_.ok())
       status_ = Status::InvalidArgument("field " + Quote(name) + ": " + s.message());
@@ -112,8 +137,14 @@ class Encoder {
 class Decoder {
  public:
   explicit Decoder(std::string_view payload) : in_(payload) {}
-  void U32(uint32_t& v, const char* name) { Load(v, name); }
-  void U64(uint64_t& v, const char* name) { Load(v, name); }
+  void U32(uint32_t& v, const char* name, FieldRule rule = nullptr) {
+    const size_t start = pos_;
+    if (Load(v, name)) Check(rule, v, name, start);
+  }
+  void U64(uint64_t& v, const char* name, FieldRule rule = nullptr) {
+    const size_t start = pos_;
+    if (Load(v, name)) Check(rule, v, name, start);
+  }
   void Code(WireError& c, const char* name) {
     uint32_t v = 0;
     if (Load(v, name)) c = static_cast<WireError>(v);
@@ -130,6 +161,11 @@ class Decoder {
     if (Status s = CheckId(id); !s.ok()) Fail(s.message(), name, start);
   }
   void Text(std::string& text, const char* name) { String(text, kMaxErrorMessageBytes, name); }
+  void Bytes(std::string& bytes, uint32_t max, const char* name, BytesRule rule = nullptr) {
+    const size_t start = pos_;
+    if (!String(bytes, max, name) || rule == nullptr) return;
+    if (Status s = rule(bytes); !s.ok()) Fail(s.message(), name, start);
+  }
   void Records(std::string_view& records, uint32_t count, const char* name) {
     if (!status_.ok()) return;
     const size_t start = pos_;
@@ -155,6 +191,10 @@ class Decoder {
   }
 
  private:
+  void Check(FieldRule rule, uint64_t v, const char* name, size_t start) {
+    if (rule == nullptr) return;
+    if (Status s = rule(v); !s.ok()) Fail(s.message(), name, start);
+  }
   bool Need(size_t n, const char* name) {
     if (!status_.ok()) return false;
     if (in_.size() - pos_ >= n) return true;
@@ -205,10 +245,52 @@ Result<Message> DecodeAs(std::string_view payload) {
 
 }  // namespace
 
+namespace frame_rules {
+
+Status NotZero(uint64_t v) {
+  if (v == 0) return Status::InvalidArgument("is 0 (sequence numbers start at 1)");
+  return {};
+}
+
+Status ZeroOrOne(uint64_t v) {
+  if (v > 1) return Status::InvalidArgument("is " + std::to_string(v) + ", not 0 or 1");
+  return {};
+}
+
+Status ManifestFlags(uint64_t v) {
+  if ((v & ~uint64_t{kManifestWantContentHashes}) != 0) {
+    return Status::InvalidArgument("has undefined bits set (" + std::to_string(v) +
+                                   "; only bit 0, content hashes, is defined)");
+  }
+  return {};
+}
+
+Status SumsBlockSize(uint64_t v) {
+  if (v < kMinSumsBlockSize || v > kMaxSumsBlockSize || (v & (v - 1)) != 0) {
+    return Status::InvalidArgument("is " + std::to_string(v) + ", not a power of two from " +
+                                   std::to_string(kMinSumsBlockSize) + " to " +
+                                   std::to_string(kMaxSumsBlockSize));
+  }
+  return {};
+}
+
+Status WholeBlockSums(std::string_view v) {
+  if (v.size() % kBlockSumBytes != 0) {
+    return Status::InvalidArgument("is " + std::to_string(v.size()) +
+                                   " bytes, not a whole number of " +
+                                   std::to_string(kBlockSumBytes) + "-byte sums");
+  }
+  return {};
+}
+
+}  // namespace frame_rules
+
 std::string_view FrameTypeName(FrameType type) {
-  static constexpr std::string_view kNames[] = {"invalid",   "hello",   "challenge", "auth",
-                                                "welcome",   "records", "ack",       "sync",
-                                                "sync_done", "error",   "ping",      "pong"};
+  static constexpr std::string_view kNames[] = {
+      "invalid", "hello",       "challenge",        "auth",     "welcome",      "records",
+      "ack",     "sync",        "sync_done",        "error",    "ping",         "pong",
+      "resync",  "resync_done", "manifest_request", "manifest", "sums_request", "sums"};
+  static_assert(std::size(kNames) == kMaxFrameType + 1);
   const auto i = static_cast<uint16_t>(type);
   return i <= kMaxFrameType ? kNames[i] : "unknown";
 }
@@ -319,6 +401,18 @@ Result<Message> DecodeMessage(FrameType type, std::string_view payload) {
         return DecodeAs<PingMsg>(payload);
       case FrameType::kPong:
         return DecodeAs<PongMsg>(payload);
+      case FrameType::kResync:
+        return DecodeAs<ResyncMsg>(payload);
+      case FrameType::kResyncDone:
+        return DecodeAs<ResyncDoneMsg>(payload);
+      case FrameType::kManifestRequest:
+        return DecodeAs<ManifestRequestMsg>(payload);
+      case FrameType::kManifest:
+        return DecodeAs<ManifestMsg>(payload);
+      case FrameType::kSumsRequest:
+        return DecodeAs<SumsRequestMsg>(payload);
+      case FrameType::kSums:
+        return DecodeAs<SumsMsg>(payload);
     }
     return Status::Corruption("unknown type " + std::to_string(static_cast<uint16_t>(type)));
   }();

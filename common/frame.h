@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "common/hmac.h"
+#include "common/record.h"
 #include "common/status.h"
 
 namespace mirror::common {
@@ -43,6 +44,18 @@ inline constexpr uint32_t kMaxWireIdBytes = 127;         // source_id, volume_id
 inline constexpr uint32_t kMaxErrorMessageBytes = 4096;  // ERROR's message
 // Room for a batch of a few maximal records; mirrord and mirrorfs pass their own.
 inline constexpr uint32_t kDefaultMaxFramePayload = 8u << 20;
+
+// Image queries (MANIFEST_REQUEST, SUMS_REQUEST) and their answers.
+inline constexpr uint32_t kManifestWantContentHashes = 1;       // MANIFEST_REQUEST flags bit 0
+inline constexpr uint32_t kMaxManifestEntriesBytes = 4u << 20;  // MANIFEST's entries
+inline constexpr uint32_t kManifestChunkBytes = 1u << 20;       // what mirrord puts in one MANIFEST
+inline constexpr uint32_t kBlockSumBytes = 16;                  // one common::BlockSum
+inline constexpr uint32_t kMaxBlockSumsBytes = 4u << 20;        // SUMS's sums (262144 blocks)
+inline constexpr uint32_t kMinSumsBlockSize = 4096;             // SUMS_REQUEST block_size: a
+inline constexpr uint32_t kMaxSumsBlockSize = 16u << 20;        //   power of two in this range
+// The largest MANIFEST or SUMS payload (bulk at its limit, a 4 KiB error text and the
+// fixed fields): what a source must be ready to read.
+inline constexpr uint32_t kMaxQueryReplyPayload = (4u << 20) + 8192;
 
 using Nonce = std::array<uint8_t, kNonceBytes>;
 using Proof = std::array<uint8_t, kProofBytes>;
@@ -59,8 +72,15 @@ enum class FrameType : uint16_t {
   kError = 9,      // either way; the sender closes after it
   kPing = 10,      // either way
   kPong = 11,      // the answer to a PING, same token
+  // Resync, baseline and verify (issue 5):
+  kResync = 12,           // source -> mirrord: the stream restarts at next_seq
+  kResyncDone = 13,       // source -> mirrord: the resync ends with through_seq
+  kManifestRequest = 14,  // source -> mirrord: list the image
+  kManifest = 15,         // mirrord -> source: a part of the list
+  kSumsRequest = 16,      // source -> mirrord: block sums of one image file
+  kSums = 17,             // mirrord -> source: the sums
 };
-inline constexpr uint16_t kMaxFrameType = 11;
+inline constexpr uint16_t kMaxFrameType = 17;
 std::string_view FrameTypeName(FrameType type);  // "hello", "records", ...
 
 // The code of an ERROR frame. Values are part of the format: never renumber.
@@ -100,8 +120,21 @@ Result<FrameHeader> DecodeFrameHeader(std::string_view bytes, const FrameLimits&
 // Checks that `payload` (exactly header.length bytes) matches the header's CRC.
 Status CheckFramePayload(const FrameHeader& header, std::string_view payload);
 
+// Rules of single fields, checked by the encoder (a message that breaks one is not
+// sent) and the decoder (a frame that breaks one is refused with `protocol`).
+namespace frame_rules {
+Status NotZero(uint64_t v);                 // RESYNC next_seq
+Status ZeroOrOne(uint64_t v);               // MANIFEST last
+Status ManifestFlags(uint64_t v);           // only kManifestWantContentHashes
+Status SumsBlockSize(uint64_t v);           // a power of two in [4 KiB, 16 MiB]
+Status WholeBlockSums(std::string_view v);  // a multiple of kBlockSumBytes
+}  // namespace frame_rules
+
 // ---- Messages: one struct per frame type. Each lists its fields once in Visit();
-// encoding and decoding both walk that list.
+// encoding and decoding both walk that list. Visitor fields: U32/U64 (optionally with a
+// rule), Fixed (N bytes), Id, Text (a string of at most 4096 bytes, cut to that when
+// encoded), Bytes (a u32 length and at most `max` bytes, optionally with a rule; never
+// cut: a longer value is an error on both ends), Records.
 struct HelloMsg {
   static constexpr FrameType kType = FrameType::kHello;
   uint32_t version = kWireProtocolVersion;
@@ -230,8 +263,97 @@ struct PongMsg {
   friend bool operator==(const PongMsg&, const PongMsg&) = default;
 };
 
-using Message = std::variant<HelloMsg, ChallengeMsg, AuthMsg, WelcomeMsg, RecordsMsg, AckMsg,
-                             SyncMsg, SyncDoneMsg, ErrorMsg, PingMsg, PongMsg>;
+// ---- Resync, baseline and verify (docs/formats.md, "Wire protocol: what mirrord does").
+
+// The source's stream restarts at next_seq (>= 1): mirrord drops every record it received
+// but did not apply, and answers ACK(next_seq - 1, next_seq - 1).
+struct ResyncMsg {
+  static constexpr FrameType kType = FrameType::kResync;
+  uint64_t next_seq = 1;
+  template <class V>
+  void Visit(V& v) {
+    v.U64(next_seq, "next_seq", &frame_rules::NotZero);
+  }
+  friend bool operator==(const ResyncMsg&, const ResyncMsg&) = default;
+};
+// The differences are all sent: the image is consistent again once it is applied
+// through through_seq (<= what mirrord received).
+struct ResyncDoneMsg {
+  static constexpr FrameType kType = FrameType::kResyncDone;
+  uint64_t through_seq = 0;
+  template <class V>
+  void Visit(V& v) {
+    v.U64(through_seq, "through_seq");
+  }
+  friend bool operator==(const ResyncDoneMsg&, const ResyncDoneMsg&) = default;
+};
+// List the image (common::BuildManifest) after applying everything sent before this.
+struct ManifestRequestMsg {
+  static constexpr FrameType kType = FrameType::kManifestRequest;
+  uint64_t token = 0;  // echoed in every MANIFEST of the answer
+  uint32_t flags = 0;  // kManifestWantContentHashes; other bits must be 0
+  template <class V>
+  void Visit(V& v) {
+    v.U64(token, "token");
+    v.U32(flags, "flags", &frame_rules::ManifestFlags);
+  }
+  friend bool operator==(const ManifestRequestMsg&, const ManifestRequestMsg&) = default;
+};
+// One part of the answer: common::EncodeManifestEntries bytes of whole entries, in walk
+// order. The answer is one or more MANIFESTs with the request's token; the last has
+// last = 1. An error ends the answer: last = 1, error set, no entries.
+struct ManifestMsg {
+  static constexpr FrameType kType = FrameType::kManifest;
+  uint64_t token = 0;
+  uint32_t last = 0;  // 0 or 1
+  std::string error;  // empty: OK
+  std::string entries;
+  template <class V>
+  void Visit(V& v) {
+    v.U64(token, "token");
+    v.U32(last, "last", &frame_rules::ZeroOrOne);
+    v.Text(error, "error");
+    v.Bytes(entries, kMaxManifestEntriesBytes, "entries");
+  }
+  friend bool operator==(const ManifestMsg&, const ManifestMsg&) = default;
+};
+// Block sums of the image's file at `path` (an entry path: mirrord checks the record
+// path rules and refuses a path that breaks them with `escape`).
+struct SumsRequestMsg {
+  static constexpr FrameType kType = FrameType::kSumsRequest;
+  uint64_t token = 0;
+  std::string path;
+  uint32_t block_size = kMinSumsBlockSize;
+  template <class V>
+  void Visit(V& v) {
+    v.U64(token, "token");
+    v.Bytes(path, kMaxPathBytes, "path");
+    v.U32(block_size, "block_size", &frame_rules::SumsBlockSize);
+  }
+  friend bool operator==(const SumsRequestMsg&, const SumsRequestMsg&) = default;
+};
+// The answer: error empty and `sums` = kBlockSumBytes per block of `size` bytes (the
+// last block may be short), or error "not found", "not a regular file" or a reason.
+struct SumsMsg {
+  static constexpr FrameType kType = FrameType::kSums;
+  uint64_t token = 0;
+  std::string error;
+  uint64_t size = 0;
+  std::string sums;
+  template <class V>
+  void Visit(V& v) {
+    v.U64(token, "token");
+    v.Text(error, "error");
+    v.U64(size, "size");
+    v.Bytes(sums, kMaxBlockSumsBytes, "sums", &frame_rules::WholeBlockSums);
+  }
+  friend bool operator==(const SumsMsg&, const SumsMsg&) = default;
+};
+
+using Message =
+    std::variant<HelloMsg, ChallengeMsg, AuthMsg, WelcomeMsg, RecordsMsg, AckMsg, SyncMsg,
+                 SyncDoneMsg, ErrorMsg, PingMsg, PongMsg, ResyncMsg, ResyncDoneMsg,
+                 ManifestRequestMsg, ManifestMsg, SumsRequestMsg, SumsMsg>;
 FrameType MessageType(const Message& msg);
 
 // Decodes a payload already checked by DecodeFrameHeader and CheckFramePayload.

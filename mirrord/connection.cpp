@@ -191,8 +191,19 @@ void Connection::OnStreamFrame(const common::Message& msg) {
   }
   if (const auto* records = std::get_if<common::RecordsMsg>(&msg)) return OnRecords(*records);
   if (const auto* sync = std::get_if<common::SyncMsg>(&msg)) {
-    OnSync(sync->cp_seq);
+    AddJob(Job(Job::Kind::kSync, sync->cp_seq));
     return ReadHeader();
+  }
+  if (const auto* resync = std::get_if<common::ResyncMsg>(&msg)) {
+    // Nothing more is read, and no ACK about the old stream is sent, until it is done.
+    resync_running_ = true;
+    ack_wanted_ = false;
+    return AddJob(Job(Job::Kind::kResync, resync->next_seq));
+  }
+  if (std::holds_alternative<common::ResyncDoneMsg>(msg) ||
+      std::holds_alternative<common::ManifestRequestMsg>(msg) ||
+      std::holds_alternative<common::SumsRequestMsg>(msg)) {
+    return OnQueryFrame(msg);
   }
   if (const auto* ping = std::get_if<common::PingMsg>(&msg)) {
     Send(EncodeOrEmpty(common::PongMsg{ping->token}));
@@ -243,41 +254,10 @@ void Connection::TryReceive() {
   ReadHeader();
 }
 
-void Connection::OnSync(uint64_t cp_seq) {
-  if (sync_running_) {
-    next_sync_ = std::max(next_sync_, cp_seq);
-    return;
-  }
-  StartSync(cp_seq);
-}
-
-void Connection::StartSync(uint64_t cp_seq) {
-  sync_running_ = true;
-  asio::post(blocking_, [self = shared_from_this(), store = store_, cp_seq] {
-    Refusal refusal{WireError::kInternal, ""};
-    common::Result<uint64_t> applied = store->Sync(cp_seq, &refusal);
-    asio::post(self->socket_.get_executor(), [self, applied = std::move(applied), refusal] {
-      self->OnSyncDone(applied, refusal);
-    });
-  });
-}
-
-void Connection::OnSyncDone(common::Result<uint64_t> applied, Refusal refusal) {
-  sync_running_ = false;
-  if (phase_ == Phase::kClosed) return;
-  if (!applied.ok()) return Refuse(refusal);
-  Send(EncodeOrEmpty(common::SyncDoneMsg{*applied}));
-  if (next_sync_ != 0) {
-    const uint64_t next = std::exchange(next_sync_, 0);
-    if (next > *applied) return StartSync(next);
-    Send(EncodeOrEmpty(common::SyncDoneMsg{*applied}));
-  }
-}
-
 // ---- Writing
 
 void Connection::WantAck() {
-  if (phase_ != Phase::kStreaming) return;
+  if (phase_ != Phase::kStreaming || resync_running_) return;
   ack_wanted_ = true;
   KickWrite();
 }
@@ -293,12 +273,19 @@ void Connection::KickWrite() {
   if (!out_.empty()) {
     writing_ = std::move(out_.front());
     out_.pop_front();
-  } else if (ack_wanted_ && !close_after_write_) {
+  } else if (close_after_write_) {
+    return Close("refused");
+  } else if (ack_wanted_ && (manifests_.empty() || !last_was_ack_)) {
+    // ACKs and MANIFEST frames take turns, so a source that streams records while it
+    // reads a manifest starves neither.
     ack_wanted_ = false;
+    last_was_ack_ = true;
     StoreStats st = store_->Stats();
     writing_ = EncodeOrEmpty(common::AckMsg{st.received_seq, st.durable_seq});
+  } else if (!manifests_.empty()) {
+    last_was_ack_ = false;
+    writing_ = NextManifestFrame();
   } else {
-    if (close_after_write_) Close("refused");
     return;
   }
   write_busy_ = true;
@@ -317,9 +304,11 @@ void Connection::Refuse(const Refusal& refusal) {
             "refused " + peer_ + ": " + std::string(common::WireErrorName(refusal.code)) + ": " +
                 refusal.message);
   std::string msg = refusal.message.substr(0, common::kMaxErrorMessageBytes);
-  // Nothing but the ERROR goes out after a refusal: drop queued ACKs and frames.
+  // Nothing but the ERROR goes out after a refusal: drop queued ACKs, frames and jobs.
   out_.clear();
   ack_wanted_ = false;
+  manifests_.clear();
+  jobs_.clear();
   close_after_write_ = true;
   out_.push_back(EncodeOrEmpty(common::ErrorMsg{refusal.code, msg}));
   ArmTimer(std::chrono::seconds(5));  // a peer that does not read cannot keep us
@@ -356,7 +345,9 @@ void Connection::OnTimer() {
   if (timer_.expiry() > asio::steady_timer::clock_type::now()) return;
   if (waiting_for_room_) return;
   if (close_after_write_) return Close("peer did not read our ERROR");
-  if (sync_running_) return ArmTimer(config_.idle_timeout);
+  // The source waits for a job's answer (it should PING meanwhile, but an apply or a tree
+  // walk may take longer than it expects).
+  if (job_running_ || !jobs_.empty()) return ArmTimer(config_.idle_timeout);
   if (phase_ == Phase::kStreaming) {
     LogSource(LogLevel::kWarning, source_id_, "idle for too long; closing " + peer_);
     return Close("idle timeout");

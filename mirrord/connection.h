@@ -11,8 +11,15 @@
 // reading until the store calls back, so its memory stays bounded (one frame).
 //
 // Acknowledgements: after each RECORDS frame, and after each flush of the store, an ACK
-// (received_seq, durable_seq) is sent; ACKs are coalesced (one pending at most). SYNC runs
-// on the blocking pool (apply may take long); one at a time, later ones are merged.
+// (received_seq, durable_seq) is sent; ACKs are coalesced (one pending at most).
+//
+// Jobs: SYNC, RESYNC, RESYNC_DONE, MANIFEST_REQUEST and SUMS_REQUEST run on the blocking
+// pool (apply, fsync and tree walks may take long), one at a time, in the order their
+// frames came; a SYNC queued behind another is merged into it. Reading goes on meanwhile,
+// except after a RESYNC: nothing more is read (and no ACK is sent) until it is done and
+// answered with ACK(next_seq - 1, next_seq - 1). A manifest is sent in frames of at most
+// kManifestChunkBytes of entries, each encoded when the previous frame was written, so
+// at most one of them is in memory besides the manifest itself.
 //
 // Refusals: every refusal sends ERROR with its code, logs one line naming the source,
 // and closes the connection after the ERROR is written.
@@ -30,6 +37,7 @@
 
 #include "common/frame.h"
 #include "common/handshake.h"
+#include "common/manifest.h"
 #include "mirrord/asio.h"
 #include "mirrord/config.h"
 #include "mirrord/record_check.h"
@@ -60,9 +68,28 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void OnStreamFrame(const common::Message& msg);
   void OnRecords(const common::RecordsMsg& msg);
   void TryReceive();
-  void OnSync(uint64_t cp_seq);
-  void StartSync(uint64_t cp_seq);
-  void OnSyncDone(common::Result<uint64_t> applied, Refusal refusal);
+  void OnQueryFrame(const common::Message& msg);
+
+  // Jobs for the blocking pool, in frame order (see above).
+  struct Job {
+    enum class Kind { kSync, kResync, kResyncDone, kManifest, kSums };
+    Job(Kind k, uint64_t s, uint64_t t = 0, uint32_t a = 0, std::string p = {})
+        : kind(k), seq(s), token(t), arg(a), path(std::move(p)) {}
+    Kind kind;
+    uint64_t seq;      // cp_seq, next_seq, through_seq; queries: received_seq at the request
+    uint64_t token;    // queries
+    uint32_t arg;      // MANIFEST_REQUEST flags, SUMS_REQUEST block_size
+    std::string path;  // SUMS_REQUEST
+  };
+  void AddJob(Job job);
+  void RunNextJob();
+  void RunSync(const Job& job);
+  void RunResync(const Job& job);
+  void RunResyncDone(const Job& job);
+  void RunManifest(const Job& job);
+  void RunSums(const Job& job);
+  // The next MANIFEST frame of the oldest manifest being sent.
+  std::string NextManifestFrame();
 
   void WantAck();
   void Send(std::string frame);
@@ -93,8 +120,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint32_t pending_count_ = 0;
   bool waiting_for_room_ = false;
 
-  bool sync_running_ = false;
-  uint64_t next_sync_ = 0;  // a SYNC that came while one was running (0: none)
+  std::deque<Job> jobs_;  // not yet started
+  bool job_running_ = false;
+  bool resync_running_ = false;  // a RESYNC was read and is not answered yet
+
+  struct ManifestStream {
+    uint64_t token = 0;
+    std::shared_ptr<const common::Manifest> manifest;
+    size_t next = 0;  // the first entry not sent yet
+  };
+  std::deque<ManifestStream> manifests_;  // answers being sent, oldest first
+  bool last_was_ack_ = false;             // the last frame written was an ACK
 
   std::deque<std::string> out_;
   std::string writing_;

@@ -73,12 +73,12 @@ Status SourceStore::Recover(std::string* note) {
   MIRROR_ASSIGN_OR_RETURN(common::ImageTree image, common::ImageTree::Open(dir_ + "/image"));
   image_.emplace(std::move(image));
 
-  common::SegmentLogOptions log_options;
-  log_options.segment_bytes = options_.segment_bytes;
-  log_options.limits = options_.limits;
-  // The log is written once and read back once (at apply): no use in caching it.
-  log_options.direct_io = true;
-  MIRROR_ASSIGN_OR_RETURN(log_, common::SegmentLog::Open(dir_ + "/log", log_options));
+  // A resync that crashed before it deleted the log it dropped.
+  std::error_code ec;
+  if (std::filesystem::remove_all(dropped_log_dir(), ec) == static_cast<std::uintmax_t>(-1)) {
+    return Status::IOError("remove " + dropped_log_dir(), ec.value());
+  }
+  MIRROR_ASSIGN_OR_RETURN(log_, common::SegmentLog::Open(log_dir(), LogOptions()));
   *note = "log: " + log_->recovery().ToString();
   if (log_->next_seq() == 0 && state_.applied_seq > 0) {
     // A log that never held a record (a new directory) continues after what was applied.
@@ -95,9 +95,21 @@ Status SourceStore::Recover(std::string* note) {
   if (received_seq_ > applied_seq_) NoteArrivalLocked(std::chrono::steady_clock::now());
   epoch_ = state_.epoch;
   volume_id_ = state_.volume_id;
+  resync_active_ = state_.resync_active;
+  resync_until_ = state_.resync_until;
+  if (resync_active_) *note += "; resync in progress (the image is not consistent)";
   log_bytes_ = log_->total_bytes();
   log_segments_ = log_->segment_count();
   return Status::Ok();
+}
+
+common::SegmentLogOptions SourceStore::LogOptions() const {
+  common::SegmentLogOptions o;
+  o.segment_bytes = options_.segment_bytes;
+  o.limits = options_.limits;
+  // The log is written once and read back once (at apply): no use in caching it.
+  o.direct_io = true;
+  return o;
 }
 
 Status SourceStore::RecoverMemory(std::string* note) {
@@ -307,10 +319,14 @@ void SourceStore::FlushSealed(std::unique_lock<std::mutex>& lock) {
   uint64_t log_bytes = 0, log_segments = 0;
   {
     std::lock_guard<std::mutex> log_lock(log_mu_);
-    s = log_->AppendDecodedBatch(records);  // each was decoded by Receive
-    if (s.ok()) s = log_->Sync();
-    log_bytes = log_->total_bytes();
-    log_segments = log_->segment_count();
+    if (log_ == nullptr) {
+      s = Status::Aborted("no log (a resync failed to open a new one)");
+    } else {
+      s = log_->AppendDecodedBatch(records);  // each was decoded by Receive
+      if (s.ok()) s = log_->Sync();
+      log_bytes = log_->total_bytes();
+      log_segments = log_->segment_count();
+    }
   }
   lock.lock();
   log_bytes_ = log_bytes;
@@ -377,6 +393,8 @@ StoreStats SourceStore::Stats() const {
   st.log_segments = log_segments_;
   st.broken = !error_.ok() || !last_error_.empty();
   st.last_error = last_error_;
+  st.resync_active = resync_active_;
+  st.resync_until = resync_until_;
   return st;
 }
 

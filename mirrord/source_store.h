@@ -19,6 +19,17 @@
 // been applied before the crash and are applied in replay mode. After each record that
 // is not replay-safe (a rename) the image is synced and applied_seq stored at once.
 //
+// Resync (docs/formats.md, "Wire protocol: what mirrord does"): Resync() drops every
+// record received but not applied and restarts the sequence at the source's next seq;
+// the state file says resync_active until the records the source sent after it (through
+// ResyncDone's seq) are applied. The log is dropped by renaming log/ to log.dropped/
+// before the state file names the new seqs, so a crash at any point leaves either the
+// old log with the old state, or no log (a new, empty one continues after applied_seq).
+//
+// Image queries (ImageManifest, ImageSums) first apply through the given seq, as Sync
+// does, then read the image under the apply lock, so what they see is exactly the image
+// at that seq.
+//
 // Sessions: one connection at a time feeds a store. StartSession() makes the store the
 // new connection's: an older session's Receive is refused from then on (its socket is
 // about to close), and everything received is flushed, so the durable_seq it returns is
@@ -45,6 +56,7 @@
 #include <vector>
 
 #include "common/apply.h"
+#include "common/manifest.h"
 #include "common/record.h"
 #include "common/segment_log.h"
 #include "common/status.h"
@@ -94,6 +106,30 @@ struct StoreStats {
   uint64_t log_segments = 0;
   bool broken = false;  // a write, fsync or apply failed: needs an admin
   std::string last_error;
+  bool resync_active = false;  // the image is not consistent (see state_file.h)
+  uint64_t resync_until = 0;   // 0 until RESYNC_DONE came
+};
+
+// What Resync did, for the log.
+struct ResyncInfo {
+  uint64_t applied_seq = 0;   // the image's seq, unchanged
+  uint64_t received_seq = 0;  // before: records in (applied_seq, received_seq] were dropped
+  uint64_t next_seq = 0;      // the stream restarts here: received = durable = applied = next - 1
+  std::string cleared_error;  // an earlier apply failure that the dropped records caused
+};
+
+// What an image query gives. `refusal` set: applying the records before it failed, as a
+// SYNC would have (answer ERROR and close). Else `error` (empty: OK) and the result.
+struct ManifestAnswer {
+  std::optional<Refusal> refusal;
+  std::string error;
+  common::Manifest manifest;
+};
+struct SumsAnswer {
+  std::optional<Refusal> refusal;
+  std::string error;  // "not found", "not a regular file", or the reason
+  uint64_t size = 0;
+  std::string sums;  // common::BlockSum bytes, one per block
 };
 
 class SourceStore {
@@ -135,8 +171,27 @@ class SourceStore {
 
   // Consistency point: durable through cp_seq, applied through it, image synced, state
   // stored, applied segments deleted. Returns applied_seq (>= cp_seq). On failure
-  // `*refusal` says what to answer the source.
-  common::Result<uint64_t> Sync(uint64_t cp_seq, Refusal* refusal);
+  // `*refusal` says what to answer the source. `*resync_ended` (when given) is set when
+  // this Sync ended a resync (the image is consistent again).
+  common::Result<uint64_t> Sync(uint64_t cp_seq, Refusal* refusal, bool* resync_ended = nullptr);
+
+  // RESYNC from session `token`: the source's stream restarts at `next_seq` (>= 1). Drops
+  // every record received and not applied (from memory and the log; nothing is applied),
+  // sets received = durable = applied = next_seq - 1 and stores that with resync_active
+  // in the state file; the log continues at next_seq. An earlier apply failure is
+  // cleared (the records that caused it are gone). Blocks (flush, renames, fsyncs).
+  common::Result<ResyncInfo> Resync(uint64_t token, uint64_t next_seq, Refusal* refusal);
+  // RESYNC_DONE: the resync ends once applied_seq >= through_seq (at once if it is; else
+  // at the Sync that gets there). through_seq beyond received_seq is refused (protocol).
+  // Without an active resync it changes nothing. Returns true when the resync ended now.
+  common::Result<bool> ResyncDone(uint64_t through_seq, Refusal* refusal);
+
+  // MANIFEST_REQUEST: applies through `through_seq` (<= received_seq), then lists image/.
+  ManifestAnswer ImageManifest(uint64_t through_seq, const common::ManifestOptions& options);
+  // SUMS_REQUEST: applies through `through_seq`, then the block sums of the regular file
+  // at `path` (an entry path) beneath image/, resolved as apply resolves paths (no
+  // symlink in any component, none as the last one).
+  SumsAnswer ImageSums(uint64_t through_seq, const std::string& path, uint32_t block_size);
 
   StoreStats Stats() const;
 
@@ -156,9 +211,19 @@ class SourceStore {
   common::Status WaitDurable(uint64_t seq);
   void NoteArrivalLocked(std::chrono::steady_clock::time_point now);  // mu_ held
   common::Status StoreState(const SourceState& state);                // apply_mu_ held
+  common::Result<uint64_t> SyncLocked(uint64_t cp_seq, Refusal* refusal,
+                                      bool* resync_ended);  // apply_mu_ held
+  common::Status EndResyncIfApplied(bool* ended);           // apply_mu_ held
+  // Resync's steps; apply_mu_ and log_mu_ held.
+  common::Status DropLogLocked();
+  common::Status OpenLogLocked(uint64_t next_seq);
+  common::SegmentLogOptions LogOptions() const;
   common::Status ApplyThrough(uint64_t target, Refusal* refusal);     // apply_mu_ held
   common::Status DeleteApplied(uint64_t applied);                     // apply_mu_ held
   std::string state_path() const { return dir_ + "/" + kStateFileName; }
+  std::string log_dir() const { return dir_ + "/log"; }
+  // Where Resync moves the dropped log before it deletes it.
+  std::string dropped_log_dir() const { return dir_ + "/log.dropped"; }
 
   const std::string dir_;
   const std::string source_id_;
@@ -192,9 +257,13 @@ class SourceStore {
   std::string last_error_;                                            // guarded by mu_
   common::WireError last_error_code_ = common::WireError::kInternal;  // guarded by mu_
   uint64_t log_bytes_ = 0, log_segments_ = 0;                         // guarded by mu_
+  bool resync_active_ = false;  // guarded by mu_ (copy of state_.resync_active)
+  uint64_t resync_until_ = 0;   // guarded by mu_ (copy of state_.resync_until)
 
   mutable std::mutex log_mu_;
-  std::unique_ptr<common::SegmentLog> log_;  // guarded by log_mu_
+  // guarded by log_mu_; null only after a Resync failed to open the new log (then error_
+  // is set and the store is broken)
+  std::unique_ptr<common::SegmentLog> log_;
 
   std::thread flusher_;
 };

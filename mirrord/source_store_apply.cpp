@@ -30,12 +30,19 @@ Status SourceStore::StoreState(const SourceState& state) {
   state_ = state;
   std::lock_guard<std::mutex> lock(mu_);
   applied_seq_ = state.applied_seq;
+  resync_active_ = state.resync_active;
+  resync_until_ = state.resync_until;
   while (!arrivals_.empty() && arrivals_.front().first <= applied_seq_) arrivals_.pop_front();
   return Status::Ok();
 }
 
-Result<uint64_t> SourceStore::Sync(uint64_t cp_seq, Refusal* refusal) {
+Result<uint64_t> SourceStore::Sync(uint64_t cp_seq, Refusal* refusal, bool* resync_ended) {
   std::lock_guard<std::mutex> apply_lock(apply_mu_);
+  return SyncLocked(cp_seq, refusal, resync_ended);
+}
+
+Result<uint64_t> SourceStore::SyncLocked(uint64_t cp_seq, Refusal* refusal, bool* resync_ended) {
+  if (resync_ended != nullptr) *resync_ended = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (cp_seq > received_seq_) {
@@ -62,11 +69,28 @@ Result<uint64_t> SourceStore::Sync(uint64_t cp_seq, Refusal* refusal) {
       return s;
     }
   }
+  if (Status s = EndResyncIfApplied(resync_ended); !s.ok()) {
+    *refusal = {WireError::kInternal, s.ToString()};
+    return s;
+  }
   if (Status s = DeleteApplied(state_.applied_seq); !s.ok()) {
     *refusal = {WireError::kInternal, s.ToString()};
     return s;
   }
   return state_.applied_seq;
+}
+
+Status SourceStore::EndResyncIfApplied(bool* ended) {
+  if (!state_.resync_active || state_.resync_until == 0 ||
+      state_.applied_seq < state_.resync_until) {
+    return Status::Ok();
+  }
+  SourceState next = state_;
+  next.resync_active = false;
+  next.resync_until = 0;
+  MIRROR_RETURN_IF_ERROR(StoreState(next));
+  if (ended != nullptr) *ended = true;
+  return Status::Ok();
 }
 
 Status SourceStore::ApplyThrough(uint64_t target, Refusal* refusal) {
@@ -84,6 +108,7 @@ Status SourceStore::ApplyThrough(uint64_t target, Refusal* refusal) {
   std::unique_ptr<common::SegmentReader> reader;
   {
     std::lock_guard<std::mutex> log_lock(log_mu_);
+    if (log_ == nullptr) return fail(WireError::kInternal, Status::Aborted("no log"));
     Result<std::unique_ptr<common::SegmentReader>> r = log_->NewReader(from, target);
     if (!r.ok()) return fail(WireError::kInternal, r.status());
     reader = std::move(r).value();
@@ -151,7 +176,7 @@ Status SourceStore::DeleteApplied(uint64_t applied) {
   }
   if (through == 0) return Status::Ok();
   std::lock_guard<std::mutex> log_lock(log_mu_);
-  if (log_->first_seq() == 0 || log_->first_seq() > through) return Status::Ok();
+  if (log_ == nullptr || log_->first_seq() == 0 || log_->first_seq() > through) return Status::Ok();
   Status s = log_->DeleteThrough(through);
   std::lock_guard<std::mutex> lock(mu_);
   log_bytes_ = log_->total_bytes();

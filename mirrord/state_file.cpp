@@ -25,7 +25,8 @@ uint32_t BodyCrc(const Json& body) {
   return common::crc32c::Mask(common::crc32c::Value(text.data(), text.size()));
 }
 
-Json Body(const SourceState& s) {
+// The resync keys are written only while a resync is active (see state_file.h).
+Json Body(const SourceState& s, bool with_resync) {
   Json j;
   j["format"] = "mirrord-state";
   j["version"] = kStateFormatVersion;
@@ -35,6 +36,10 @@ Json Body(const SourceState& s) {
   j["applied_seq"] = s.applied_seq;
   j["replay_through"] = s.replay_through;
   j["promoted"] = s.promoted;
+  if (with_resync) {
+    j["resync_active"] = s.resync_active;
+    j["resync_until"] = s.resync_until;
+  }
   return j;
 }
 
@@ -108,15 +113,27 @@ Result<SourceState> ReadStateFile(const std::string& path) {
   const Json* promoted = field("promoted", Json::value_t::boolean);
   if (promoted == nullptr) return bad("key 'promoted' is missing or not a boolean");
   s.promoted = promoted->get<bool>();
+  const bool with_resync = j.contains("resync_active") || j.contains("resync_until");
+  if (with_resync) {
+    const Json* active = field("resync_active", Json::value_t::boolean);
+    if (active == nullptr) return bad("key 'resync_active' is missing or not a boolean");
+    s.resync_active = active->get<bool>();
+    const Json* until = field("resync_until", Json::value_t::number_unsigned);
+    if (until == nullptr) return bad("key 'resync_until' is missing or not a number");
+    s.resync_until = until->get<uint64_t>();
+  }
   const Json* crc = field("crc32c", Json::value_t::number_unsigned);
   if (crc == nullptr) return bad("key 'crc32c' is missing or not a number");
-  if (j.size() != 9) return bad("unexpected keys (expected exactly 9)");
-  if (crc->get<uint64_t>() != BodyCrc(Body(s))) return bad("CRC mismatch");
+  const size_t keys = with_resync ? 11 : 9;
+  if (j.size() != keys) {
+    return bad("unexpected keys (expected exactly " + std::to_string(keys) + ")");
+  }
+  if (crc->get<uint64_t>() != BodyCrc(Body(s, with_resync))) return bad("CRC mismatch");
   return s;
 }
 
 Status WriteStateFile(const std::string& path, const SourceState& state) {
-  Json j = Body(state);
+  Json j = Body(state, state.resync_active);
   j["crc32c"] = BodyCrc(j);
   const std::string text = j.dump() + "\n";
   const std::string tmp = path + ".tmp";

@@ -14,6 +14,13 @@
 // (applied_seq, replay_through] may already be in the image after a crash and are applied
 // again in replay mode (common/apply.h). `promoted` is reserved for `mirrord promote`.
 //
+// While a resync runs (the source restarted its stream with RESYNC and sends the
+// differences of its tree as records), two more keys follow "promoted":
+// "resync_active":true and "resync_until" (the seq RESYNC_DONE named; 0 until it came).
+// They are written only while a resync is active, so the file of a source that is not
+// resyncing is byte for byte what earlier versions wrote; a file without them reads as
+// not resyncing.
+//
 // Thread-safety: functions are thread-safe for different paths; the store calls them
 // for its own directory under its apply lock.
 #pragma once
@@ -35,6 +42,9 @@ struct SourceState {
   uint64_t applied_seq = 0;
   uint64_t replay_through = 0;
   bool promoted = false;
+  // The image is not consistent: a resync began and its records are not all applied.
+  bool resync_active = false;
+  uint64_t resync_until = 0;  // while active: RESYNC_DONE's seq, 0 until it came
   friend bool operator==(const SourceState&, const SourceState&) = default;
 };
 

@@ -1,8 +1,9 @@
 // `mirrord status [SOURCE] [--json]`: what the control socket's status reply says, for
 // people and for scripts, and the exit code (CONVENTIONS.md row 11):
 //   0 healthy: every selected source connected and not broken
-//   1 lagging/degraded: a selected source is not connected (nothing is mirrored now), or
-//     its oldest unapplied record is older than --max-lag seconds (when given)
+//   1 lagging/degraded: a selected source is not connected (nothing is mirrored now), is
+//     resyncing (its image is not consistent), or its oldest unapplied record is older
+//     than --max-lag seconds (when given)
 //   2 broken: a selected source's store failed (log write, fsync or apply); see last_error
 //   3 unknown: the daemon is not reachable, or SOURCE is not one of its sources
 //

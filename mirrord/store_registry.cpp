@@ -107,11 +107,17 @@ nlohmann::json StoreRegistry::StatusJson() const {
     j["log_bytes"] = st.log_bytes;
     j["log_segments"] = st.log_segments;
     j["image"] = st.dir + "/image";
-    j["state"] = st.broken ? "broken" : e.connected ? "connected" : "disconnected";
-    j["healthy"] = !st.broken && e.connected;
-    j["unhealthy_reason"] = st.broken     ? "store failed: see last_error"
-                            : e.connected ? ""
-                                          : "source not connected";
+    j["state"] = st.broken          ? "broken"
+                 : st.resync_active ? "resync"
+                 : e.connected      ? "connected"
+                                    : "disconnected";
+    j["resync"] = st.resync_active;
+    j["resync_until_seq"] = st.resync_until;
+    j["healthy"] = !st.broken && !st.resync_active && e.connected;
+    j["unhealthy_reason"] = st.broken          ? "store failed: see last_error"
+                            : st.resync_active ? "resync in progress: the image is not consistent"
+                            : e.connected      ? ""
+                                               : "source not connected";
     j["last_error"] = st.last_error;
     sources.push_back(std::move(j));
   }

@@ -106,3 +106,40 @@ TEST_CASE("StateFileOtherVersionIsMismatch") {
   WriteFileBytes(dir / "state", text);
   CHECK(ReadStateFile(dir / "state").status().code() == Code::kMismatch);
 }
+
+TEST_CASE("StateFileResyncKeysRoundTripAndAreWrittenOnlyWhileActive") {
+  TempDir dir;
+  SourceState active = Sample();
+  active.resync_active = true;
+  active.resync_until = 1300;
+  REQUIRE(WriteStateFile(dir / "state", active).ok());
+  const std::string text = ReadFileBytes(dir / "state");
+  CHECK(text.find("\"promoted\":false,\"resync_active\":true,\"resync_until\":1300,\"crc32c\":") !=
+        std::string::npos);
+  auto got = ReadStateFile(dir / "state");
+  REQUIRE_MESSAGE(got.ok(), got.status().ToString());
+  CHECK(*got == active);
+  // The CRC covers them.
+  std::string changed = text;
+  Replace(changed, "\"resync_until\":1300", "\"resync_until\":1301");
+  WriteFileBytes(dir / "state", changed);
+  CHECK(ReadStateFile(dir / "state").status().message().find("CRC") != std::string::npos);
+  // Both or neither.
+  std::string half = text;
+  Replace(half, ",\"resync_until\":1300", "");
+  WriteFileBytes(dir / "state", half);
+  auto bad = ReadStateFile(dir / "state");
+  CHECK(bad.status().code() == Code::kCorruption);
+  CHECK(bad.status().message().find("'resync_until'") != std::string::npos);
+
+  // Not active: the file is exactly what a version without resync wrote (9 keys), and
+  // such a file reads as not resyncing.
+  REQUIRE(WriteStateFile(dir / "state", Sample()).ok());
+  const std::string plain = ReadFileBytes(dir / "state");
+  CHECK(plain.find("resync") == std::string::npos);
+  CHECK(plain.rfind("{\"format\":\"mirrord-state\",\"version\":1,\"source_id\":\"s1\",", 0) == 0);
+  got = ReadStateFile(dir / "state");
+  REQUIRE(got.ok());
+  CHECK_FALSE(got->resync_active);
+  CHECK(got->resync_until == 0);
+}

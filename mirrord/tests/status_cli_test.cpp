@@ -42,3 +42,19 @@ TEST_CASE("StatusTextNamesEverySource") {
   CHECK(text.find("received: 5") != std::string::npos);
   CHECK(FormatStatusText(json::array()) == "no sources\n");
 }
+
+TEST_CASE("StatusShowsAResyncAsNotConsistent") {
+  json resync = Source("r", true, "resync");
+  resync["resync"] = true;
+  resync["resync_until_seq"] = 0;
+  CHECK(StatusExitCode(json::array({resync})) == kStatusLagging);
+  std::string text = FormatStatusText(json::array({resync}));
+  CHECK(text.find("source r: resync") != std::string::npos);
+  CHECK(text.find("resync: in progress, the image is not consistent (the source is still "
+                  "sending differences)") != std::string::npos);
+  resync["resync_until_seq"] = 4100;
+  text = FormatStatusText(json::array({resync}));
+  CHECK(text.find("until seq 4100 is applied") != std::string::npos);
+  CHECK(FormatStatusText(json::array({Source("a", true, "connected")})).find("resync") ==
+        std::string::npos);
+}

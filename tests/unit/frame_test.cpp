@@ -52,6 +52,14 @@ std::vector<Message> SampleMessagesOfEveryType() {
       ErrorMsg{WireError::kStaleEpoch, "fenced: promoted at epoch 5"},
       PingMsg{0x0123456789abcdefull},
       PongMsg{0xfedcba9876543210ull},
+      ResyncMsg{4001},
+      ResyncDoneMsg{4100},
+      ManifestRequestMsg{77, kManifestWantContentHashes},
+      ManifestMsg{77, 0, "", std::string("\x05\0\0\0entry", 9)},
+      ManifestMsg{77, 1, "image: too many entries", ""},
+      SumsRequestMsg{78, "dir/file", 1u << 20},
+      SumsMsg{78, "", 5000, std::string(32, '\x5a')},
+      SumsMsg{79, "not found", 0, ""},
   };
 }
 
@@ -176,7 +184,7 @@ TEST_CASE("HeaderFieldsAreChecked") {
   CHECK(ErrorText(HandFrame(0, ""), &refusal).find("unknown type 0 at byte 12") !=
         std::string::npos);
   CHECK(refusal == WireError::kUnknownType);
-  CHECK(ErrorText(HandFrame(kMaxFrameType + 1, ""), &refusal).find("unknown type 12") !=
+  CHECK(ErrorText(HandFrame(kMaxFrameType + 1, ""), &refusal).find("unknown type 18") !=
         std::string::npos);
   CHECK(ErrorText(HandFrame(10, std::string(8, 'x'), 1), &refusal).find("flags 1 at byte 14") !=
         std::string::npos);
@@ -334,6 +342,13 @@ TEST_CASE("NamesAreStable") {
   CHECK(FrameTypeName(FrameType::kHello) == "hello");
   CHECK(FrameTypeName(FrameType::kSyncDone) == "sync_done");
   CHECK(FrameTypeName(FrameType::kPong) == "pong");
+  CHECK(FrameTypeName(FrameType::kResync) == "resync");
+  CHECK(FrameTypeName(FrameType::kResyncDone) == "resync_done");
+  CHECK(FrameTypeName(FrameType::kManifestRequest) == "manifest_request");
+  CHECK(FrameTypeName(FrameType::kManifest) == "manifest");
+  CHECK(FrameTypeName(FrameType::kSumsRequest) == "sums_request");
+  CHECK(FrameTypeName(FrameType::kSums) == "sums");
+  CHECK(static_cast<uint16_t>(FrameType::kSums) == kMaxFrameType);
   CHECK(FrameTypeName(static_cast<FrameType>(99)) == "unknown");
 }
 
@@ -355,9 +370,153 @@ TEST_CASE("StreamingReaderDecodesHeaderThenPayload") {
     ++n;
   }
   CHECK(rest.empty());
-  CHECK(n == 11);
+  CHECK(n == SampleMessagesOfEveryType().size());
   // A payload of the wrong size is the caller's mistake, said as such.
   Result<FrameHeader> h = DecodeFrameHeader(stream);
   REQUIRE(h.ok());
   CHECK(CheckFramePayload(*h, "").code() == Code::kInvalidArgument);
+}
+
+TEST_CASE("ResyncAndQueryFramesHaveTheDocumentedLayout") {
+  // Payloads built by hand from docs/formats.md, field by field.
+  std::string resync;
+  AppendLE(resync, uint64_t{4001});
+  CHECK(Encode(ResyncMsg{4001}) == HandFrame(12, resync));
+  std::string done;
+  AppendLE(done, uint64_t{4100});
+  CHECK(Encode(ResyncDoneMsg{4100}) == HandFrame(13, done));
+  std::string request;
+  AppendLE(request, uint64_t{77});
+  AppendLE(request, uint32_t{1});
+  CHECK(Encode(ManifestRequestMsg{77, 1}) == HandFrame(14, request));
+  std::string manifest;
+  AppendLE(manifest, uint64_t{77});
+  AppendLE(manifest, uint32_t{1});
+  AppendLE(manifest, uint32_t{3});
+  manifest += "bad";
+  AppendLE(manifest, uint32_t{2});
+  manifest += "xy";
+  CHECK(Encode(ManifestMsg{77, 1, "bad", "xy"}) == HandFrame(15, manifest));
+  std::string sums_request;
+  AppendLE(sums_request, uint64_t{78});
+  AppendLE(sums_request, uint32_t{3});
+  sums_request += "a/b";
+  AppendLE(sums_request, uint32_t{4096});
+  CHECK(Encode(SumsRequestMsg{78, "a/b", 4096}) == HandFrame(16, sums_request));
+  std::string sums;
+  AppendLE(sums, uint64_t{78});
+  AppendLE(sums, uint32_t{0});
+  AppendLE(sums, uint64_t{4097});
+  AppendLE(sums, uint32_t{32});
+  sums += std::string(32, 's');
+  CHECK(Encode(SumsMsg{78, "", 4097, std::string(32, 's')}) == HandFrame(17, sums));
+}
+
+TEST_CASE("ResyncAndQueryFieldRulesAreCheckedOnBothEnds") {
+  auto refused = [](const Message& msg, const std::string& field, uint16_t type,
+                    const std::string& payload, const std::string& what) {
+    CAPTURE(field);
+    Result<std::string> enc = EncodeFrame(msg);
+    REQUIRE_FALSE(enc.ok());
+    CHECK(enc.status().message().find("field '" + field + "'") != std::string::npos);
+    WireError refusal{};
+    const std::string text = ErrorText(HandFrame(type, payload), &refusal);
+    CHECK(refusal == WireError::kProtocol);
+    CHECK_MESSAGE(text.find(what) != std::string::npos, text);
+  };
+  std::string p;
+  AppendLE(p, uint64_t{0});
+  refused(ResyncMsg{0}, "next_seq", 12, p,
+          "resync frame: field 'next_seq' at byte 24: is 0 (sequence numbers start at 1)");
+
+  p.clear();
+  AppendLE(p, uint64_t{5});
+  AppendLE(p, uint32_t{3});
+  refused(ManifestRequestMsg{5, 3}, "flags", 14, p, "field 'flags' at byte 32: has undefined bits");
+  p.clear();
+  AppendLE(p, uint64_t{5});
+  AppendLE(p, uint32_t{0x80000000u});
+  CHECK_FALSE(DecodeFrame(HandFrame(14, p)).ok());
+
+  p.clear();
+  AppendLE(p, uint64_t{5});
+  AppendLE(p, uint32_t{2});
+  AppendLE(p, uint32_t{0});
+  AppendLE(p, uint32_t{0});
+  refused(ManifestMsg{5, 2, "", ""}, "last", 15, p, "field 'last' at byte 32: is 2, not 0 or 1");
+
+  for (uint32_t bad : {0u, 2048u, 4095u, 4097u, 12288u, 32u << 20, 0x80000000u}) {
+    CAPTURE(bad);
+    p.clear();
+    AppendLE(p, uint64_t{5});
+    AppendLE(p, uint32_t{1});
+    p += "f";
+    AppendLE(p, bad);
+    refused(SumsRequestMsg{5, "f", bad}, "block_size", 16, p,
+            "field 'block_size' at byte 37: is " + std::to_string(bad) + ", not a power of two");
+  }
+  for (uint32_t good : {4096u, 8192u, 1u << 20, 16u << 20}) {
+    CAPTURE(good);
+    Result<std::string> enc = EncodeFrame(SumsRequestMsg{5, "f", good});
+    REQUIRE(enc.ok());
+    CHECK(DecodeFrame(*enc).ok());
+  }
+
+  p.clear();
+  AppendLE(p, uint64_t{5});
+  AppendLE(p, uint32_t{0});
+  AppendLE(p, uint64_t{100});
+  AppendLE(p, uint32_t{17});
+  p += std::string(17, 's');
+  refused(SumsMsg{5, "", 100, std::string(17, 's')}, "sums", 17, p,
+          "field 'sums' at byte 44: is 17 bytes, not a whole number of 16-byte sums");
+}
+
+TEST_CASE("ResyncAndQueryBulkFieldsHaveLimits") {
+  // MANIFEST entries: 4 MiB exactly is fine, one byte more is refused on both ends.
+  const std::string at_limit(kMaxManifestEntriesBytes, 'e');
+  Result<std::string> big = EncodeFrame(ManifestMsg{1, 1, "", at_limit});
+  REQUIRE(big.ok());
+  CHECK(big->size() - kFrameHeaderSize <= kMaxQueryReplyPayload);
+  Result<Message> back = DecodeFrame(*big);
+  REQUIRE(back.ok());
+  CHECK(std::get<ManifestMsg>(*back).entries == at_limit);
+  Result<std::string> over = EncodeFrame(ManifestMsg{1, 1, "", at_limit + "e"});
+  REQUIRE_FALSE(over.ok());
+  CHECK(over.status().message().find("field 'entries': is 4194305 bytes, more than 4194304") !=
+        std::string::npos);
+  std::string p;
+  AppendLE(p, uint64_t{1});
+  AppendLE(p, uint32_t{1});
+  AppendLE(p, uint32_t{0});
+  AppendLE(p, uint32_t{kMaxManifestEntriesBytes + 1});  // refused before it is read
+  CHECK(ErrorText(HandFrame(15, p))
+            .find("field 'entries' at byte 40: length 4194305 is more "
+                  "than 4194304") != std::string::npos);
+
+  // SUMS: 4 MiB of sums (262144 blocks) with a 4 KiB error text is the largest answer.
+  const std::string sums(kMaxBlockSumsBytes, 's');
+  Result<std::string> full = EncodeFrame(SumsMsg{2, std::string(5000, 'x'), 1, sums});
+  REQUIRE(full.ok());
+  CHECK(full->size() - kFrameHeaderSize <= kMaxQueryReplyPayload);
+  Result<Message> sums_back = DecodeFrame(*full);
+  REQUIRE(sums_back.ok());
+  CHECK(std::get<SumsMsg>(*sums_back).error == std::string(kMaxErrorMessageBytes, 'x'));
+  CHECK_FALSE(EncodeFrame(SumsMsg{2, "", 1, sums + std::string(16, 's')}).ok());
+
+  // SUMS_REQUEST path: at most kMaxPathBytes; its rules are mirrord's to check.
+  CHECK(EncodeFrame(SumsRequestMsg{3, std::string(kMaxPathBytes, 'p'), 4096}).ok());
+  CHECK(EncodeFrame(SumsRequestMsg{3, "../etc/passwd", 4096}).ok());
+  Result<std::string> long_path =
+      EncodeFrame(SumsRequestMsg{3, std::string(kMaxPathBytes + 1, 'p'), 4096});
+  REQUIRE_FALSE(long_path.ok());
+  CHECK(long_path.status().message().find("field 'path'") != std::string::npos);
+  p.clear();
+  AppendLE(p, uint64_t{3});
+  AppendLE(p, uint32_t{kMaxPathBytes + 1});
+  p += std::string(kMaxPathBytes + 1, 'p');
+  AppendLE(p, uint32_t{4096});
+  CHECK(ErrorText(HandFrame(16, p))
+            .find("field 'path' at byte 32: length 4096 is more than "
+                  "4095") != std::string::npos);
 }

@@ -160,6 +160,74 @@ bool TestClient::WaitClosed(Millis timeout) {
   return false;
 }
 
+Result<common::Message> TestClient::ReadUntil(
+    const std::function<bool(const common::Message&)>& want, Millis timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (true) {
+    auto left = std::chrono::duration_cast<Millis>(deadline - Clock::now());
+    if (left.count() <= 0) return Status::DeadlineExceeded("not the frame we wait for, in time");
+    MIRROR_ASSIGN_OR_RETURN(common::Message msg, Read(left));
+    if (const auto* err = std::get_if<common::ErrorMsg>(&msg)) {
+      return Status::Aborted(std::string(common::WireErrorName(err->code)) + ": " + err->message);
+    }
+    if (want(msg)) return msg;
+  }
+}
+
+Status TestClient::Resync(uint64_t next, Millis timeout) {
+  MIRROR_RETURN_IF_ERROR(Send(common::ResyncMsg{next}));
+  // ACKs read before the RESYNC may still come; the answer is the one about next - 1.
+  return ReadUntil(
+             [next](const common::Message& m) {
+               const auto* ack = std::get_if<common::AckMsg>(&m);
+               return ack != nullptr && ack->received_seq == next - 1 &&
+                      ack->durable_seq == next - 1;
+             },
+             timeout)
+      .status();
+}
+
+Result<common::Manifest> TestClient::Manifest(uint64_t token, uint32_t flags,
+                                              std::vector<size_t>* frame_bytes, Millis timeout) {
+  MIRROR_RETURN_IF_ERROR(Send(common::ManifestRequestMsg{token, flags}));
+  return ReadManifest(token, frame_bytes, timeout);
+}
+
+Result<common::Manifest> TestClient::ReadManifest(uint64_t token, std::vector<size_t>* frame_bytes,
+                                                  Millis timeout) {
+  const auto deadline = Clock::now() + timeout;
+  common::Manifest out;
+  while (true) {
+    auto left = std::chrono::duration_cast<Millis>(deadline - Clock::now());
+    MIRROR_ASSIGN_OR_RETURN(common::Message msg,
+                            ReadUntil(
+                                [token](const common::Message& m) {
+                                  const auto* part = std::get_if<common::ManifestMsg>(&m);
+                                  return part != nullptr && part->token == token;
+                                },
+                                std::max(left, Millis(1))));
+    const auto& part = std::get<common::ManifestMsg>(msg);
+    if (!part.error.empty()) return Status::Aborted("manifest: " + part.error);
+    if (frame_bytes != nullptr) frame_bytes->push_back(part.entries.size());
+    MIRROR_ASSIGN_OR_RETURN(common::Manifest entries, common::DecodeManifestEntries(part.entries));
+    for (auto& e : entries) out.push_back(std::move(e));
+    if (part.last == 1) return out;
+  }
+}
+
+Result<common::SumsMsg> TestClient::Sums(uint64_t token, const std::string& path,
+                                         uint32_t block_size, Millis timeout) {
+  MIRROR_RETURN_IF_ERROR(Send(common::SumsRequestMsg{token, path, block_size}));
+  MIRROR_ASSIGN_OR_RETURN(common::Message msg, ReadUntil(
+                                                   [token](const common::Message& m) {
+                                                     const auto* s =
+                                                         std::get_if<common::SumsMsg>(&m);
+                                                     return s != nullptr && s->token == token;
+                                                   },
+                                                   timeout));
+  return std::get<common::SumsMsg>(msg);
+}
+
 // ---- MirrordProcess
 
 Result<std::unique_ptr<MirrordProcess>> MirrordProcess::Start(const std::vector<std::string>& args,

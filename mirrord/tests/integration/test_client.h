@@ -7,12 +7,14 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "common/frame.h"
 #include "common/handshake.h"
+#include "common/manifest.h"
 #include "common/status.h"
 #include "common/unique_fd.h"
 
@@ -45,6 +47,25 @@ class TestClient {
   common::Result<common::ErrorMsg> ExpectError(Millis timeout = kWait);
   // True when the peer closed the connection within `timeout`.
   bool WaitClosed(Millis timeout = kWait);
+  // Reads until `want` accepts a frame (others are skipped); an ERROR is returned as its
+  // Status (Aborted, "code-name: message").
+  common::Result<common::Message> ReadUntil(const std::function<bool(const common::Message&)>& want,
+                                            Millis timeout = kWait);
+  // RESYNC(next) and its answer: the ACK(next - 1, next - 1) (earlier ACKs skipped).
+  common::Status Resync(uint64_t next, Millis timeout = kWait);
+  // MANIFEST_REQUEST and every MANIFEST of its answer, decoded and joined. `*frame_bytes`
+  // (when given) gets the size of each frame's entries. An answer with an error is
+  // Aborted("manifest: ...").
+  common::Result<common::Manifest> Manifest(uint64_t token, uint32_t flags,
+                                            std::vector<size_t>* frame_bytes = nullptr,
+                                            Millis timeout = kWait);
+  // The MANIFEST frames answering `token` (a request sent before), as Manifest() reads them.
+  common::Result<common::Manifest> ReadManifest(uint64_t token,
+                                                std::vector<size_t>* frame_bytes = nullptr,
+                                                Millis timeout = kWait);
+  // SUMS_REQUEST and its SUMS.
+  common::Result<common::SumsMsg> Sums(uint64_t token, const std::string& path, uint32_t block_size,
+                                       Millis timeout = kWait);
 
   const common::WelcomeMsg& welcome() const { return welcome_; }
 
