@@ -163,6 +163,8 @@ uint64_t Checkpointer::FreeableThrough(uint64_t seq) {
   if (mirror_ == nullptr) return seq;
   const uint64_t durable = mirror_->durable_seq();
   if (durable >= seq) return seq;
+  // A resync is about to restart the stream after everything journaled so far.
+  if (mirror_->RestartPending()) return seq;
   // Writers are waiting for room that mirrord cannot give (the link is down and they may
   // go on): keep them going, give up the mirror's continuity, resync later.
   if (journal_.stats().waiting_appenders > 0 && mirror_->MayDropUnshipped()) {

@@ -16,7 +16,7 @@ namespace mirror::fs {
 
 // Exit codes of the commands (also in their --help text and docs/control.md).
 inline constexpr int kCliOk = 0;  // status: state "running"; checkpoint: done
-inline constexpr int kCliUsage = 1;
+inline constexpr int kCliUsage = 1;        // verify: also "differences found"
 inline constexpr int kCliFailed = 2;       // status: a degraded state; checkpoint: refused/failed
 inline constexpr int kCliUnreachable = 3;  // no daemon answers (or not in time)
 

@@ -51,6 +51,12 @@ class Filesystem {
     return Mutation(namespace_mu_, *sink_, kind, target);
   }
 
+  // Blocks every change to BACKING (all mutations take the namespace lock) while the
+  // returned lock is held: a resync compares and journals at one point of the stream.
+  [[nodiscard]] std::unique_lock<std::shared_mutex> FreezeChanges() {
+    return std::unique_lock(namespace_mu_);
+  }
+
   // Looks `name` up in `parent` on BACKING and adds a kernel lookup: fills `e` (ino, attr,
   // timeouts, generation). Returns 0 or an errno.
   int Lookup(InodeNumber parent, const char* name, fuse_entry_param* e);

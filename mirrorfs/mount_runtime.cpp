@@ -1,10 +1,13 @@
 #include "mirrorfs/mount_runtime.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
+#include "common/manifest.h"
 #include "mirrorfs/cli.h"
 #include "mirrorfs/journal_setup.h"
 #include "mirrorfs/log.h"
@@ -17,6 +20,24 @@ using common::Status;
 
 // `mirrorfs checkpoint` waits at most this long for the consistency point.
 constexpr std::chrono::minutes kCheckpointTimeout{10};
+
+// True when the directory open at `fd` has no entries besides . and ..
+bool IsEmptyDir(int fd) {
+  common::UniqueFd dup(openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dup) return false;
+  DIR* dir = fdopendir(dup.get());
+  if (dir == nullptr) return false;
+  dup.release();
+  bool empty = true;
+  while (struct dirent* e = readdir(dir)) {
+    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
+      empty = false;
+      break;
+    }
+  }
+  closedir(dir);
+  return empty;
+}
 
 std::string DescribeRecovery(const RecoveryReport& r) {
   std::string range = "seq " + std::to_string(r.from_seq) + ".." + std::to_string(r.through_seq);
@@ -84,6 +105,11 @@ common::Result<std::unique_ptr<MountRuntime>> MountRuntime::Start(const MountOpt
                            config.journal_path + ".out-of-sync"};
     rt->mirror_ = std::make_unique<ReplicationClient>(*rt->journal_, config.mirror, id);
     rt->checkpointer_->AttachMirror(rt->mirror_.get());
+    // A journal newer than BACKING's data: mirrord's image needs all of it first.
+    if (opened.created && !IsEmptyDir(rt->backing_fd_.get())) {
+      MIRROR_RETURN_IF_ERROR(ReplicationClient::MarkResyncNeeded(
+          id.out_of_sync_marker, "baseline: BACKING held data before its first mirrored mount"));
+    }
   }
   // What recovery replayed is in BACKING now: a consistency point makes it durable and
   // empties the journal, before this boot is stamped as the journal's.
@@ -98,6 +124,10 @@ common::Result<std::unique_ptr<MountRuntime>> MountRuntime::Start(const MountOpt
   MIRROR_ASSIGN_OR_RETURN(rt->fs_, Filesystem::Open(options.backing, params, std::move(sink)));
   rt->sink_->Attach(rt->fs_->inodes());
   rt->sink_->AttachMirror(rt->mirror_.get());
+  if (rt->mirror_) {
+    Filesystem* fs = rt->fs_.get();
+    rt->mirror_->EnableResync(options.backing, [fs] { return fs->FreezeChanges(); });
+  }
   return rt;
 }
 
@@ -135,7 +165,42 @@ nlohmann::json MountRuntime::HandleControl(const nlohmann::json& request) {
     if (!seq.ok()) return {{"ok", false}, {"error", seq.status().ToString()}};
     return {{"ok", true}, {"cp_seq", *seq}};
   }
+  if (cmd == "verify") return Verify();
   return {{"ok", false}, {"error", "unknown command '" + cmd + "'"}};
+}
+
+// `mirrorfs verify`: a checkpoint (everything so far in the image), then the image's
+// manifest from mirrord and BACKING's, both with content hashes, compared here.
+nlohmann::json MountRuntime::Verify() {
+  constexpr size_t kMaxListed = 1000;
+  if (!mirror_)
+    return {{"ok", false}, {"error", "local-only mount (no mirror=): no image to compare"}};
+  auto cp = checkpointer_->Request(kCheckpointTimeout);
+  if (!cp.ok()) return {{"ok", false}, {"error", "checkpoint: " + cp.status().ToString()}};
+  common::ManifestOptions o;
+  o.content_hashes = true;
+  auto image = mirror_->FetchManifest(true);
+  if (!image.ok())
+    return {{"ok", false}, {"error", "image manifest: " + image.status().ToString()}};
+  auto local = common::BuildManifest(options_.backing, o);
+  if (!local.ok())
+    return {{"ok", false}, {"error", "BACKING manifest: " + local.status().ToString()}};
+  const std::vector<common::ManifestDiff> diffs = common::CompareManifests(*local, *image);
+  nlohmann::json lines = nlohmann::json::array();
+  for (size_t i = 0; i < diffs.size() && i < kMaxListed; ++i) lines.push_back(diffs[i].Describe());
+  if (diffs.size() > kMaxListed) {
+    lines.push_back("... and " + std::to_string(diffs.size() - kMaxListed) + " more");
+  }
+  Log(diffs.empty() ? LogLevel::kNotice : LogLevel::kWarning,
+      "verify at seq " + std::to_string(*cp) + ": " +
+          (diffs.empty() ? "identical (" + std::to_string(local->size()) + " entries)"
+                         : std::to_string(diffs.size()) + " difference(s)"));
+  return {{"ok", true},
+          {"identical", diffs.empty()},
+          {"cp_seq", *cp},
+          {"entries", local->size()},
+          {"difference_count", diffs.size()},
+          {"differences", lines}};
 }
 
 common::Status MountRuntime::Shutdown() {
@@ -144,7 +209,10 @@ common::Status MountRuntime::Shutdown() {
   control_.reset();
   checkpointer_->Stop();
   auto cp = checkpointer_->Request(kCheckpointTimeout);  // runs here: the thread is gone
-  if (mirror_) mirror_->Stop();
+  if (mirror_) {
+    journal_->Shutdown();  // a resync waiting for journal space gives up
+    mirror_->Stop();
+  }
   if (!cp.ok()) return cp.status().Annotate("last consistency point");
   const common::JournalStats js = journal_->stats();
   if (js.tail_seq > js.last_assigned_seq) {
@@ -161,7 +229,10 @@ common::Status MountRuntime::Shutdown() {
 MountRuntime::~MountRuntime() {
   control_.reset();
   if (checkpointer_) checkpointer_->Stop();
-  if (mirror_) mirror_->Stop();  // wakes writers still waiting for an acknowledgement
+  if (mirror_) {
+    journal_->Shutdown();
+    mirror_->Stop();  // wakes writers still waiting for an acknowledgement
+  }
   fs_.reset();  // before the journal its sink writes to
 }
 

@@ -44,6 +44,7 @@ class MountRuntime {
  private:
   MountRuntime() = default;
   nlohmann::json HandleControl(const nlohmann::json& request);
+  nlohmann::json Verify();
 
   MountOptions options_;
   MountConfig config_;

@@ -16,8 +16,11 @@
 //
 // The journal is freed only below what mirrord holds durably (Checkpointer asks
 // durable_seq() and Sync()). When the journal cannot resume mirrord's stream (mirrord
-// wants a seq this journal freed, or has seqs this journal never had), the link goes
-// out-of-sync: nothing is shipped, writers do not wait, status says why (resync: later).
+// wants a seq this journal freed, or has seqs this journal never had), or the
+// out-of-sync marker says the image never got some changes (a journal overflow while
+// degraded, a BACKING with data before its first mirrored mount), a resync (resync.h)
+// runs on its own thread and the stream restarts where it says; without EnableResync
+// the link goes out-of-sync instead (nothing shipped, writers do not wait).
 //
 // Thread-safety: every public method may be called from any thread. Lock order: mu_ is
 // a leaf (never held while calling the journal or Asio).
@@ -27,14 +30,18 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 
 #include "common/journal.h"
+#include "common/manifest.h"
 #include "common/status.h"
 #include "mirrorfs/mount_config.h"
+#include "mirrorfs/resync.h"
 
 namespace mirror::fs {
 
@@ -60,7 +67,7 @@ struct ReplicationIdentity {
   std::string out_of_sync_marker;
 };
 
-class ReplicationClient {
+class ReplicationClient final : public ResyncLink {
  public:
   struct Stats {
     LinkState link = LinkState::kConnecting;
@@ -75,6 +82,9 @@ class ReplicationClient {
     uint64_t waiting_writers = 0;
     std::string peer;        // "host:port" as configured
     std::string last_error;  // why the link last broke (kept after it recovers)
+    bool resync_active = false;  // a resync (or baseline) is running
+    std::string resync_reason;   // why the mirror needs / needed one
+    ResyncProgress resync;       // its progress (the last one's after it ended)
   };
 
   // `journal` must outlive the client.
@@ -87,8 +97,20 @@ class ReplicationClient {
   void Start();  // starts the thread (after daemonizing: no threads before the fork)
   void Stop();   // closes the link, wakes every waiter, joins the thread
 
+  // With resync (before Start): a stream that cannot continue, or the out-of-sync
+  // marker, starts a resync of `backing` on its own thread instead of stopping the
+  // mirror. `freeze` blocks every change to BACKING while its lock is held.
+  void EnableResync(std::string backing, Resyncer::Freeze freeze);
+
   // New records were released: ship them (cheap when the shipper is already awake).
-  void Notify();
+  void Notify() override;
+
+  // ResyncLink, for the resync thread: each blocks until mirrord answered, the link
+  // broke (Unavailable) or the client stops (Aborted).
+  common::Status RestartStream(uint64_t next_seq) override;
+  common::Result<common::Manifest> FetchManifest(bool content_hashes) override;
+  common::Result<Sums> FetchSums(const std::string& path, uint32_t block_size) override;
+  common::Status FinishResync(uint64_t through_seq) override;
   // Called by a writer whose change journaled records up to `seq`, after its locks are
   // released; returns when the mode allows (see above) or the client stops.
   void AwaitWriter(uint64_t seq);
@@ -107,9 +129,15 @@ class ReplicationClient {
   // True when unshipped records may be dropped to keep writers going: the link is down
   // and on_disconnect=degrade.
   bool MayDropUnshipped() const;
+  // True while a resync is about to restart the stream (mirrord will not need any record
+  // journaled so far): a consistency point may free them all.
+  bool RestartPending() const;
   // Gives up the stream's continuity (records were freed unshipped): closes the link,
   // writes the out-of-sync marker (so a remount knows), stops shipping. Logged once.
   void MarkOutOfSync(const std::string& why);
+  // Writes the out-of-sync marker `marker` (unless it exists): the next connection
+  // resyncs (a new journal over a BACKING that already holds data: a baseline).
+  static common::Status MarkResyncNeeded(const std::string& marker, const std::string& why);
 
   // Defaults; tests and benchmarks may not change them (they are the product's).
   static constexpr uint32_t kMaxBatchBytes = 1u << 20;
@@ -133,6 +161,26 @@ class ReplicationClient {
   void OnSessionEnded(LinkState next, const std::string& why, bool was_streaming);
   void Connect();              // a new Session (loop thread)
   void ShipOnLoop();           // Notify's work (loop thread)
+  // Resync: whether one is pending (the marker), its start (loop thread), its run
+  // (resync thread), and the answers to its requests (loop thread).
+  bool ResyncPending(std::string* why) const;
+  void OnResyncNeeded(const std::string& why);
+  void RunResync(std::string why);
+  void OnRestartAcked(uint64_t seq);
+  void OnManifestChunk(uint64_t token, bool last, const std::string& error,
+                       std::string_view entries);
+  void OnSums(uint64_t token, const std::string& error, uint64_t size, std::string_view sums);
+  // One request to mirrord: `frame(token)` is sent once the records up to `gate` are.
+  struct Request {
+    bool done = false;
+    common::Status status;
+    std::string bytes;  // manifest entries, or block sums
+    uint64_t size = 0;
+    bool found = true;
+  };
+  common::Result<Request> Ask(const std::function<std::string(uint64_t token)>& frame,
+                              uint64_t gate, std::chrono::milliseconds timeout);
+  void FailRequestsLocked(const common::Status& why);
   bool MayGoOnLocked() const;  // writers need not wait (link down and degrade, ...)
   uint64_t LagBytes() const;
   double LagSeconds(uint64_t received) const;
@@ -156,6 +204,17 @@ class ReplicationClient {
   bool have_received_offset_ = false;        // guarded by mu_
   uint64_t received_end_offset_ = 0;         // ring offset after the last received record; mu_
   std::string last_error_;                   // guarded by mu_
+  uint64_t next_token_ = 1;                  // guarded by mu_
+  std::map<uint64_t, Request> requests_;     // guarded by mu_
+  bool restart_pending_ = false;             // RESYNC sent, not acknowledged; mu_
+  bool stream_superseded_ = false;           // resync needed, RESYNC not acknowledged; mu_
+  bool resync_active_ = false;               // guarded by mu_
+  std::string resync_reason_;                // guarded by mu_
+  ResyncProgress resync_progress_;           // guarded by mu_
+
+  std::string backing_;  // set by EnableResync; empty: no resync
+  Resyncer::Freeze freeze_;
+  std::thread resync_thread_;  // joined before the next one starts, and in Stop
 
   uint64_t loop_sync_wanted_ = 0;  // the highest SYNC asked for; loop thread only
 

@@ -10,13 +10,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// Frames mirrord sends are small (ACK, SYNC_DONE, PONG, ERROR with 4 KiB of text).
-constexpr uint32_t kMaxIncomingFrame = 64 * 1024;
-
-std::string EncodeOrEmpty(const common::Message& msg) {
-  common::Result<std::string> bytes = common::EncodeFrame(msg);
-  return bytes.ok() ? std::move(bytes).value() : std::string();
-}
+// Frames mirrord sends: small ones (ACK, SYNC_DONE, PONG, ERROR), and MANIFEST and SUMS
+// of at most 4 MiB of entries or sums.
+constexpr uint32_t kMaxIncomingFrame = common::kMaxQueryReplyPayload;
 
 // What an ERROR from mirrord means for the link: fenced (stale epoch), a refusal that
 // would come again on every retry, or a passing trouble.
@@ -121,6 +117,12 @@ void ReplicationClient::Session::OnFrame(const common::Message& msg) {
     return SendControl(EncodeOrEmpty(common::PongMsg{ping->token}));
   }
   if (std::holds_alternative<common::PongMsg>(msg)) return;
+  if (const auto* m = std::get_if<common::ManifestMsg>(&msg)) {
+    return client_.OnManifestChunk(m->token, m->last != 0, std::string(m->error), m->entries);
+  }
+  if (const auto* m = std::get_if<common::SumsMsg>(&msg)) {
+    return client_.OnSums(m->token, std::string(m->error), m->size, m->sums);
+  }
   if (const auto* err = std::get_if<common::ErrorMsg>(&msg)) {
     const std::string why = "mirrord refused: " + std::string(common::WireErrorName(err->code)) +
                             ": " + common::QuoteForMessage(err->message);
@@ -138,12 +140,18 @@ void ReplicationClient::Session::OnHandshakeFrame(const common::Message& msg) {
     case common::HandshakeState::kFailed:
       return Close(StateAfterRefusal(handshake_.error_code()),
                    "handshake: " + handshake_.error().message());
-    case common::HandshakeState::kDone:
+    case common::HandshakeState::kDone: {
       if (!OpenCursor(handshake_.welcome())) return;
       phase_ = Phase::kStreaming;
-      client_.OnConnected(handshake_.welcome().resume_seq - 1, handshake_.welcome().durable_seq,
-                          handshake_.welcome().applied_seq);
+      const common::WelcomeMsg& w = handshake_.welcome();
+      if (paused_) {
+        // Nothing mirrord acknowledged belongs to this journal's stream until RESYNC.
+        client_.OnConnected(0, 0, 0);
+        return client_.OnResyncNeeded(resync_why_);
+      }
+      client_.OnConnected(w.resume_seq - 1, w.durable_seq, w.applied_seq);
       return Ship();
+    }
     default:
       return;
   }
@@ -154,18 +162,25 @@ void ReplicationClient::Session::OnHandshakeFrame(const common::Message& msg) {
 bool ReplicationClient::Session::OpenCursor(const common::WelcomeMsg& welcome) {
   const common::JournalStats js = client_.journal_.stats();
   const uint64_t resume = welcome.resume_seq;
-  if (resume > js.released_seq + 1) {
-    Close(LinkState::kOutOfSync,
-          "mirrord holds records up to seq " + std::to_string(resume - 1) +
-              " but this journal ends at seq " + std::to_string(js.released_seq) +
-              " (journal replaced or lost in a machine crash); a resync is needed");
-    return false;
+  std::string why;
+  if (client_.ResyncPending(&why)) {
+    // the marker says why
+  } else if (resume > js.released_seq + 1) {
+    why = "mirrord holds records up to seq " + std::to_string(resume - 1) +
+          " but this journal ends at seq " + std::to_string(js.released_seq) +
+          " (journal replaced or lost in a machine crash)";
+  } else if (resume < js.tail_seq) {
+    why = "mirrord wants seq " + std::to_string(resume) + " but the journal starts at seq " +
+          std::to_string(js.tail_seq) + " (freed while not mirrored)";
   }
-  if (resume < js.tail_seq) {
-    Close(LinkState::kOutOfSync,
-          "mirrord wants seq " + std::to_string(resume) + " but the journal starts at seq " +
-              std::to_string(js.tail_seq) + " (freed while not mirrored); a resync is needed");
-    return false;
+  if (!why.empty()) {
+    if (client_.backing_.empty()) {
+      Close(LinkState::kOutOfSync, why + "; a resync is needed");
+      return false;
+    }
+    paused_ = true;
+    resync_why_ = why;
+    return true;
   }
   common::Result<common::JournalCursor> cursor = client_.journal_.ReadFrom(resume);
   if (!cursor.ok()) {
@@ -177,7 +192,38 @@ bool ReplicationClient::Session::OpenCursor(const common::WelcomeMsg& welcome) {
   return true;
 }
 
+void ReplicationClient::Session::Restart(uint64_t next_seq) {
+  common::Result<common::JournalCursor> cursor = client_.journal_.ReadFrom(next_seq);
+  if (!cursor.ok()) {
+    return Close(LinkState::kDisconnected, "journal: " + cursor.status().ToString());
+  }
+  cursor_.emplace(std::move(cursor).value());
+  shipped_seq_ = next_seq - 1;
+  in_flight_.clear();
+  in_flight_bytes_ = 0;
+  awaiting_restart_ack_ = true;
+  restart_seq_ = next_seq;
+  SendControl(EncodeOrEmpty(common::ResyncMsg{next_seq}));
+  paused_ = false;
+  KickWrite();
+}
+
+void ReplicationClient::Session::SendGated(std::string frame, uint64_t gate) {
+  if (frame.empty() || closed()) return;
+  gated_out_.emplace_back(gate, std::move(frame));
+  KickWrite();
+}
+
 void ReplicationClient::Session::OnAck(const common::AckMsg& ack) {
+  // Until RESYNC is answered, ACKs speak of mirrord's old stream (sent before it read the
+  // RESYNC): its answer is the first ACK of exactly (next_seq - 1, next_seq - 1).
+  if (paused_) return;
+  if (awaiting_restart_ack_) {
+    if (ack.received_seq != restart_seq_ - 1 || ack.durable_seq != restart_seq_ - 1) return;
+    awaiting_restart_ack_ = false;
+    client_.OnRestartAcked(ack.received_seq);
+    return Ship();
+  }
   uint64_t end_offset = 0;
   bool moved = false;
   while (!in_flight_.empty() && in_flight_.front().last_seq <= ack.received_seq) {
@@ -251,8 +297,12 @@ void ReplicationClient::Session::KickWrite() {
     writing_control_ = std::move(control_out_.front());
     control_out_.pop_front();
     buffers.emplace_back(asio::buffer(writing_control_));
-  } else if (phase_ != Phase::kStreaming) {
+  } else if (phase_ != Phase::kStreaming || paused_) {
     return;
+  } else if (!gated_out_.empty() && shipped_seq_ >= gated_out_.front().first) {
+    writing_control_ = std::move(gated_out_.front().second);
+    gated_out_.pop_front();
+    buffers.emplace_back(asio::buffer(writing_control_));
   } else if (sync_wanted_ > sync_sent_ && shipped_seq_ >= sync_wanted_) {
     sync_sent_ = sync_wanted_;
     writing_control_ = EncodeOrEmpty(common::SyncMsg{sync_sent_});

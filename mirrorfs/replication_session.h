@@ -19,6 +19,12 @@
 
 namespace mirror::fs {
 
+// A whole frame, or "" if the message breaks a field rule (then nothing is sent).
+inline std::string EncodeOrEmpty(const common::Message& msg) {
+  common::Result<std::string> bytes = common::EncodeFrame(msg);
+  return bytes.ok() ? std::move(bytes).value() : std::string();
+}
+
 class ReplicationClient::Session : public std::enable_shared_from_this<Session> {
  public:
   Session(ReplicationClient& client, boost::asio::io_context& io);
@@ -27,6 +33,11 @@ class ReplicationClient::Session : public std::enable_shared_from_this<Session> 
   void Start();                 // resolve, connect, handshake, stream
   void Ship();                  // send what the journal released
   void WantSync(uint64_t seq);  // send SYNC(seq) once it was shipped
+  // Resync: RESYNC(next_seq), then ship from next_seq (the stream was paused).
+  void Restart(uint64_t next_seq);
+  // Sends `frame` once every record up to `gate` was shipped (requests that must see
+  // the records before them: RESYNC_DONE, MANIFEST_REQUEST, SUMS_REQUEST).
+  void SendGated(std::string frame, uint64_t gate);
   void Close(LinkState next, const std::string& why);
   bool closed() const { return phase_ == Phase::kClosed; }
 
@@ -70,6 +81,12 @@ class ReplicationClient::Session : public std::enable_shared_from_this<Session> 
   uint64_t shipped_seq_ = 0;  // the last record put in a batch
   uint64_t sync_wanted_ = 0;  // SYNC to send once shipped_seq_ reaches it
   uint64_t sync_sent_ = 0;
+  // A resync is needed (resync_why_): nothing is shipped until Restart().
+  bool paused_ = false;
+  std::string resync_why_;
+  bool awaiting_restart_ack_ = false;
+  uint64_t restart_seq_ = 0;                                // the RESYNC's next_seq
+  std::deque<std::pair<uint64_t, std::string>> gated_out_;  // (gate, frame), in order
 
   // The write in progress: control frames first, else one RECORDS batch.
   bool write_busy_ = false;

@@ -3,6 +3,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mirrorfs/resync_progress.h"
+
 namespace mirror::fs {
 
 namespace {
@@ -29,6 +31,28 @@ nlohmann::json MirrorStatus(const ReplicationClient& client, const MirrorConfig&
   m["waiting_writers"] = st.waiting_writers;
   m["connects"] = st.connects;
   m["last_error"] = st.last_error;
+  if (st.resync_active) {
+    m["link"] = st.resync.baseline ? "baseline" : "resync";
+  } else if (!st.resync_reason.empty() && st.link != LinkState::kConnected) {
+    m["link"] = "out-of-sync";
+  }
+  m["resync_reason"] = st.resync_reason;
+  if (st.resync_active || !st.resync.phase.empty()) {
+    const ResyncFigures f = FiguresOf(st.resync);
+    m["resync"] = {{"active", st.resync_active},
+                   {"baseline", st.resync.baseline},
+                   {"phase", st.resync.phase},
+                   {"percent", f.percent},
+                   {"bytes_per_second", f.bytes_per_second},
+                   {"seconds_left", f.seconds_left},
+                   {"entries", st.resync.entries},
+                   {"files_total", st.resync.files_total},
+                   {"files_done", st.resync.files_done},
+                   {"bytes_total", st.resync.bytes_total},
+                   {"bytes_done", st.resync.bytes_done},
+                   {"bytes_sent", st.resync.bytes_sent},
+                   {"seconds", st.resync.seconds}};
+  }
   return m;
 }
 
@@ -58,7 +82,9 @@ nlohmann::json BuildStatus(const StatusSources& s) {
   } else if (!cp.last_error.empty()) {
     state = "cp-failing";
   } else if (s.mirror != nullptr) {
-    state = MirrorState(s.mirror->stats().link, s.mirror_config->degrade);
+    const ReplicationClient::Stats ms = s.mirror->stats();
+    state = ms.resync_active ? (ms.resync.baseline ? "baseline" : "resync")
+                             : MirrorState(ms.link, s.mirror_config->degrade);
   }
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);

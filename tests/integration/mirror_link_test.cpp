@@ -1,6 +1,6 @@
 // Link loss (issue 5), made real with a TcpRelay between mirrorfs and mirrord: in block
 // mode writers wait and nothing diverges; in degrade mode they go on and the mirror
-// catches up; a journal that overflows while degraded marks the mirror out of sync.
+// catches up (the overflow case is in mirror_resync_test.cpp).
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -104,36 +104,6 @@ TEST_CASE("DegradeModeWritersGoOnAndTheMirrorCatchesUp") {
   rig.relay().Forward();
   CHECK(WaitStatus(rig, "\"link\":\"connected\"", &status));
   ExpectMirrored(rig);
-}
-
-// The journal (4 MiB) cannot hold what is written while the link is down: the writes
-// still succeed, the records are freed unshipped, the mirror says out-of-sync (and keeps
-// saying it after the link is back, until a resync), and mirrord's image is untouched.
-TEST_CASE("JournalOverflowWhileDegradedMarksTheMirrorOutOfSync") {
-  MirrorRig rig;
-  RigOptions o = Relayed("async", "degrade");
-  o.journal_size = "4M";
-  StartRig(rig, o);
-  const std::string dir = rig.mount().mountpoint() + "/w";
-  REQUIRE(WriteFile(dir + "/before", "before the cut\n"));
-  std::string out;
-  REQUIRE(rig.Checkpoint(&out) == 0);
-  rig.relay().Cut();
-  std::string status;
-  REQUIRE_MESSAGE(WaitStatus(rig, "\"link\":\"degraded\"", &status), status);
-  const std::string chunk(64 * 1024, 'y');
-  for (int i = 0; i < 256; ++i) {  // 16 MiB, four times the journal
-    REQUIRE(WriteFile(dir + "/big" + std::to_string(i % 8), chunk));
-  }
-  CHECK_MESSAGE(WaitStatus(rig, "\"link\":\"out-of-sync\"", &status), status);
-  struct stat st;
-  CHECK(stat((rig.mount().journal_path() + ".out-of-sync").c_str(), &st) == 0);
-  rig.relay().Forward();
-  std::this_thread::sleep_for(1500ms);
-  rig.StatusJson(&status);
-  CHECK_MESSAGE(status.find("\"link\":\"out-of-sync\"") != std::string::npos, status);
-  CHECK(stat((rig.image() + "/w/before").c_str(), &st) == 0);
-  CHECK(stat((rig.image() + "/w/big0").c_str(), &st) != 0);
 }
 
 }  // namespace

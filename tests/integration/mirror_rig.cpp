@@ -139,6 +139,22 @@ WorkloadResult MirrorRig::RunWorkloadGuarded(const WorkloadOptions& o) {
   return r;
 }
 
+bool MirrorRig::RestartAsNewVolume(const std::function<void(const std::string&)>& fill,
+                                   std::string* error) {
+  mount_->Stop();
+  mirrord_.reset();
+  fill(mount_->backing());
+  const std::string journal = mount_->journal_path();
+  for (const char* suffix : {"", ".boot", ".out-of-sync"}) unlink((journal + suffix).c_str());
+  RemoveTree(state_dir());
+  if (!StartMirrord(port_, error)) return false;
+  return mount_->Restart(error);
+}
+
+int MirrorRig::Verify(std::string* out) {
+  return RunCommand({mirrorfs_binary_, "verify", mount_->mountpoint()}, out);
+}
+
 int MirrorRig::Checkpoint(std::string* out) {
   return RunCommand({mirrorfs_binary_, "checkpoint", mount_->mountpoint()}, out);
 }

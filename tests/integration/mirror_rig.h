@@ -7,6 +7,7 @@
 // Thread-safety: one owner (the test's main thread).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -52,6 +53,13 @@ class MirrorRig {
 
   // Restarts mirrord on the same port and state dir (after Kill9 or Terminate).
   bool RestartMirrord(std::string* error);
+  // Stops the mount and mirrord, lets `fill` put data into BACKING, forgets both sides'
+  // state (the journal, mirrord's state dir), and starts both again: the first mirrored
+  // mount of a BACKING that already holds data (a baseline).
+  bool RestartAsNewVolume(const std::function<void(const std::string& backing)>& fill,
+                          std::string* error);
+  // `mirrorfs verify MNT`: its exit code; its output in *out.
+  int Verify(std::string* out);
   // RunWorkload, bounded: if it is not done 60 s after its own time bound (writers
   // blocked in the kernel), the mount's daemon is SIGKILLed and hung() turns true.
   WorkloadResult RunWorkloadGuarded(const WorkloadOptions& options);
