@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "mirror_checks.h"
 #include "mirror_rig.h"
 #include "workload.h"
 
@@ -21,13 +22,6 @@ namespace mirror::itest {
 namespace {
 
 using namespace std::chrono_literals;
-
-std::string Join(const std::vector<std::string>& lines, size_t max = 40) {
-  std::string out;
-  for (size_t i = 0; i < lines.size() && i < max; ++i) out += lines[i] + "\n";
-  if (lines.size() > max) out += "... " + std::to_string(lines.size() - max) + " more\n";
-  return out;
-}
 
 WorkloadOptions Workload(MirrorRig& rig, uint64_t seed, std::atomic<uint64_t>* progress) {
   WorkloadOptions w;
@@ -47,30 +41,11 @@ bool WaitProgress(const std::atomic<uint64_t>& progress, uint64_t ops) {
   return progress.load() >= ops;
 }
 
-// Checkpoint, then the image must equal BACKING under w/.
-void ExpectMirrored(MirrorRig& rig, const char* when) {
-  std::string out;
-  int rc = rig.Checkpoint(&out);
-  REQUIRE_MESSAGE(rc == 0, when << ": mirrorfs checkpoint exited " << rc << ": " << out
-                                << "\nmirrorfs stderr:\n"
-                                << rig.mount().DaemonStderr());
-  std::vector<std::string> diffs = rig.Differences("w");
-  CHECK_MESSAGE(diffs.empty(), when << ": " << diffs.size() << " differences between BACKING "
-                                    << "and the image:\n"
-                                    << Join(diffs));
-}
-
 RigOptions Mode(const char* mode, const char* cp_interval = "1s") {
   RigOptions o;
   o.mode = mode;
   o.cp_interval = cp_interval;
   return o;
-}
-
-void StartRig(MirrorRig& rig, const RigOptions& o) {
-  std::string error;
-  REQUIRE_MESSAGE(rig.Start(o, &error), error);
-  REQUIRE(mkdir((rig.mount().mountpoint() + "/w").c_str(), 0755) == 0);
 }
 
 TEST_CASE("EveryModeMirrorsARandomWorkloadExactly") {
@@ -79,13 +54,13 @@ TEST_CASE("EveryModeMirrorsARandomWorkloadExactly") {
       CAPTURE(mode);
       CAPTURE(seed);
       MirrorRig rig;
-      StartRig(rig, Mode(mode));
+      StartRigWithWorkDir(rig, Mode(mode));
       WorkloadResult r = rig.RunWorkloadGuarded(Workload(rig, seed, nullptr));
       REQUIRE_FALSE_MESSAGE(rig.hung(), "the workload hung: " << rig.mount().DaemonStderr());
       REQUIRE_MESSAGE(r.setup_error.empty(), r.setup_error);
       CHECK_FALSE(r.mount_lost);
-      CHECK_MESSAGE(r.violations.empty(), Join(r.violations));
-      ExpectMirrored(rig, "after the workload");
+      CHECK_MESSAGE(r.violations.empty(), JoinFirst(r.violations));
+      ExpectMirrored(rig, "w", "after the workload");
       std::string status;
       REQUIRE(rig.StatusJson(&status) == 0);
       CHECK_MESSAGE(status.find("\"link\":\"connected\"") != std::string::npos, status);
@@ -95,7 +70,7 @@ TEST_CASE("EveryModeMirrorsARandomWorkloadExactly") {
 
 TEST_CASE("KillingMirrordMidWorkloadLosesNothing") {
   MirrorRig rig;
-  StartRig(rig, Mode("sync"));
+  StartRigWithWorkDir(rig, Mode("sync"));
   std::atomic<uint64_t> progress{0};
   WorkloadResult r;
   std::thread work([&] { r = rig.RunWorkloadGuarded(Workload(rig, 21, &progress)); });
@@ -110,12 +85,12 @@ TEST_CASE("KillingMirrordMidWorkloadLosesNothing") {
   REQUIRE_FALSE(rig.hung());
   REQUIRE_MESSAGE(r.setup_error.empty(), r.setup_error);
   CHECK_FALSE(r.mount_lost);
-  ExpectMirrored(rig, "after kill -9 of mirrord and its restart");
+  ExpectMirrored(rig, "w", "after kill -9 of mirrord and its restart");
 }
 
 TEST_CASE("KillingMirrorfsMidWorkloadConvergesAfterRemount") {
   MirrorRig rig;
-  StartRig(rig, Mode("sync"));
+  StartRigWithWorkDir(rig, Mode("sync"));
   std::atomic<uint64_t> progress{0};
   WorkloadResult r;
   std::thread work([&] { r = rig.RunWorkloadGuarded(Workload(rig, 31, &progress)); });
@@ -126,14 +101,14 @@ TEST_CASE("KillingMirrorfsMidWorkloadConvergesAfterRemount") {
   rig.mount().Stop();
   std::string error;
   REQUIRE_MESSAGE(rig.mount().Restart(&error), error);
-  ExpectMirrored(rig, "after kill -9 of mirrorfs and a remount");
+  ExpectMirrored(rig, "w", "after kill -9 of mirrorfs and a remount");
 }
 
 // In sync mode a write that returned success is in mirrord's memory: kill -9 the source
 // right after, and mirrord too, restart mirrord alone and have it apply what it holds.
 TEST_CASE("SyncWritesThatReturnedSurviveTheSourceDying") {
   MirrorRig rig;
-  StartRig(rig, Mode("sync", "0"));
+  StartRigWithWorkDir(rig, Mode("sync", "0"));
   const std::string dir = rig.mount().mountpoint() + "/w";
   std::atomic<int> written{0};
   std::atomic<bool> stop{false};

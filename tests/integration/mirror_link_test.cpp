@@ -11,31 +11,13 @@
 #include <string>
 #include <thread>
 
+#include "mirror_checks.h"
 #include "mirror_rig.h"
 
 namespace mirror::itest {
 namespace {
 
 using namespace std::chrono_literals;
-
-bool WriteFile(const std::string& path, const std::string& data) {
-  int fd = open(path.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
-  if (fd < 0) return false;
-  bool ok = write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size());
-  return close(fd) == 0 && ok;
-}
-
-// Polls `mirrorfs status --json` (bounded) until it contains `text`.
-bool WaitStatus(MirrorRig& rig, const std::string& text, std::string* last,
-                std::chrono::seconds limit = 20s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  do {
-    rig.StatusJson(last);
-    if (last->find(text) != std::string::npos) return true;
-    std::this_thread::sleep_for(100ms);
-  } while (std::chrono::steady_clock::now() < deadline);
-  return false;
-}
 
 RigOptions Relayed(const char* mode, const char* on_disconnect) {
   RigOptions o;
@@ -45,33 +27,19 @@ RigOptions Relayed(const char* mode, const char* on_disconnect) {
   return o;
 }
 
-void StartRig(MirrorRig& rig, const RigOptions& o) {
-  std::string error;
-  REQUIRE_MESSAGE(rig.Start(o, &error), error);
-  REQUIRE(mkdir((rig.mount().mountpoint() + "/w").c_str(), 0755) == 0);
-}
-
-void ExpectMirrored(MirrorRig& rig) {
-  std::string out;
-  int rc = rig.Checkpoint(&out);
-  REQUIRE_MESSAGE(rc == 0, "mirrorfs checkpoint exited " << rc << ": " << out);
-  std::vector<std::string> diffs = rig.Differences("w");
-  CHECK_MESSAGE(diffs.empty(), diffs.size() << " differences, first: " << diffs.front());
-}
-
 TEST_CASE("BlockModeWritersWaitWhileTheLinkIsDown") {
   MirrorRig rig;
-  StartRig(rig, Relayed("sync", "block"));
+  StartRigWithWorkDir(rig, Relayed("sync", "block"));
   const std::string dir = rig.mount().mountpoint() + "/w";
-  REQUIRE(WriteFile(dir + "/before", "before the cut\n"));
+  REQUIRE(WriteWholeFile(dir + "/before", "before the cut\n"));
   rig.relay().Cut();
   std::atomic<bool> returned{false};
   std::thread writer([&] {
-    WriteFile(dir + "/during", "written while the link was down\n");
+    WriteWholeFile(dir + "/during", "written while the link was down\n");
     returned = true;
   });
   std::string status;
-  CHECK_MESSAGE(WaitStatus(rig, "\"waiting_writers\":1", &status), status);
+  CHECK_MESSAGE(WaitStatus(rig, "\"waiting_writers\":1", &status, 20s), status);
   std::this_thread::sleep_for(1s);
   const bool returned_while_down = returned.load();
   CHECK_MESSAGE(status.find("\"link\":\"connected\"") == std::string::npos, status);
@@ -83,27 +51,27 @@ TEST_CASE("BlockModeWritersWaitWhileTheLinkIsDown") {
   CHECK_FALSE_MESSAGE(returned_while_down, "a sync write returned while mirrord was cut off");
   CHECK(returned_after);
   CHECK(WaitStatus(rig, "\"link\":\"connected\"", &status));
-  ExpectMirrored(rig);
+  ExpectMirrored(rig, "w", "after the link came back");
 }
 
 TEST_CASE("DegradeModeWritersGoOnAndTheMirrorCatchesUp") {
   MirrorRig rig;
-  StartRig(rig, Relayed("sync", "degrade"));
+  StartRigWithWorkDir(rig, Relayed("sync", "degrade"));
   const std::string dir = rig.mount().mountpoint() + "/w";
-  REQUIRE(WriteFile(dir + "/before", "before the cut\n"));
+  REQUIRE(WriteWholeFile(dir + "/before", "before the cut\n"));
   rig.relay().Cut();
   std::string status;
   REQUIRE_MESSAGE(WaitStatus(rig, "\"link\":\"degraded\"", &status), status);
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < 50; ++i) {
-    REQUIRE(WriteFile(dir + "/f" + std::to_string(i), std::string(1000 + i, 'x')));
+    REQUIRE(WriteWholeFile(dir + "/f" + std::to_string(i), std::string(1000 + i, 'x')));
   }
   CHECK(std::chrono::steady_clock::now() - start < 10s);
   CHECK_MESSAGE(WaitStatus(rig, "\"lag_records\":", &status), status);
   CHECK_MESSAGE(status.find("\"lag_records\":0,") == std::string::npos, status);
   rig.relay().Forward();
   CHECK(WaitStatus(rig, "\"link\":\"connected\"", &status));
-  ExpectMirrored(rig);
+  ExpectMirrored(rig, "w", "after the link came back");
 }
 
 }  // namespace

@@ -16,43 +16,13 @@
 #include <string>
 #include <thread>
 
+#include "mirror_checks.h"
 #include "mirror_rig.h"
 
 namespace mirror::itest {
 namespace {
 
 using namespace std::chrono_literals;
-
-bool WriteFile(const std::string& path, const std::string& data, int flags = O_TRUNC) {
-  int fd = open(path.c_str(), O_CREAT | O_WRONLY | flags, 0644);
-  if (fd < 0) return false;
-  bool ok = write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size());
-  return close(fd) == 0 && ok;
-}
-
-bool WaitStatus(MirrorRig& rig, const std::string& text, std::string* last,
-                std::chrono::seconds limit = 60s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  do {
-    rig.StatusJson(last);
-    if (last->find(text) != std::string::npos) return true;
-    std::this_thread::sleep_for(100ms);
-  } while (std::chrono::steady_clock::now() < deadline);
-  return false;
-}
-
-void ExpectMirrored(MirrorRig& rig, const std::string& sub) {
-  std::string out;
-  int rc = rig.Checkpoint(&out);
-  REQUIRE_MESSAGE(rc == 0, "mirrorfs checkpoint exited " << rc << ": " << out << "\n"
-                                                         << rig.mount().DaemonStderr());
-  std::vector<std::string> diffs = rig.Differences(sub);
-  std::string text;
-  for (size_t i = 0; i < diffs.size() && i < 30; ++i) text += diffs[i] + "\n";
-  CHECK_MESSAGE(diffs.empty(), diffs.size() << " differences:\n" << text);
-  rc = rig.Verify(&out);
-  CHECK_MESSAGE(rc == 0, "mirrorfs verify exited " << rc << ": " << out);
-}
 
 // A tree with every kind of entry: 1500 small files in 30 dirs, hard links, symlinks,
 // fifos, a device, xattrs, owners, a sparse 64 MiB file and a dense 16 MiB one.
@@ -64,8 +34,8 @@ void FillTree(const std::string& backing) {
     const std::string dir = t + "/d" + std::to_string(d);
     REQUIRE(mkdir(dir.c_str(), d % 3 == 0 ? 02775 : 0755) == 0);
     for (int f = 0; f < 50; ++f) {
-      REQUIRE(
-          WriteFile(dir + "/f" + std::to_string(f), std::string(100 + rng() % 9000, 'a' + f % 26)));
+      REQUIRE(WriteWholeFile(dir + "/f" + std::to_string(f),
+                             std::string(100 + rng() % 9000, 'a' + f % 26)));
     }
     REQUIRE(link((dir + "/f0").c_str(), (dir + "/hard0").c_str()) == 0);
     REQUIRE(symlink("f1", (dir + "/sym1").c_str()) == 0);
@@ -79,7 +49,7 @@ void FillTree(const std::string& backing) {
   REQUIRE(ftruncate(fd, 64 << 20) == 0);
   REQUIRE(pwrite(fd, "middle", 6, 32 << 20) == 6);
   close(fd);
-  REQUIRE(WriteFile(t + "/dense", std::string(16 << 20, 'D')));
+  REQUIRE(WriteWholeFile(t + "/dense", std::string(16 << 20, 'D')));
 }
 
 TEST_CASE("BaselineOfAnExistingTreeWhileClientsWrite") {
@@ -100,13 +70,13 @@ TEST_CASE("BaselineOfAnExistingTreeWhileClientsWrite") {
       const std::string dir = t + "/d" + std::to_string(rng() % 30);
       switch (rng() % 5) {
         case 0:
-          WriteFile(dir + "/f" + std::to_string(rng() % 50), "rewritten " + std::to_string(i));
+          WriteWholeFile(dir + "/f" + std::to_string(rng() % 50), "rewritten " + std::to_string(i));
           break;
         case 1:
-          WriteFile(dir + "/f" + std::to_string(rng() % 50), std::string(3000, 'x'), O_APPEND);
+          WriteWholeFile(dir + "/f" + std::to_string(rng() % 50), std::string(3000, 'x'), O_APPEND);
           break;
         case 2:
-          WriteFile(dir + "/new" + std::to_string(i), "new " + std::to_string(i));
+          WriteWholeFile(dir + "/new" + std::to_string(i), "new " + std::to_string(i));
           break;
         case 3:
           rename((dir + "/f" + std::to_string(rng() % 50)).c_str(),
@@ -135,7 +105,7 @@ TEST_CASE("BaselineOfAnExistingTreeWhileClientsWrite") {
   CHECK_MESSAGE(saw, "status never showed link baseline");
   const std::string log = rig.mount().DaemonStderr();
   CHECK_MESSAGE(log.find("baseline") != std::string::npos, log);
-  ExpectMirrored(rig, "t");
+  ExpectMirrored(rig, "t", "after the baseline");
   // The sparse file stayed sparse in the image.
   struct stat st;
   REQUIRE(stat((rig.image() + "/t/sparse").c_str(), &st) == 0);
@@ -156,7 +126,7 @@ TEST_CASE("JournalOverflowWhileDegradedEndsInAResyncThatSendsOnlyTheDifference")
   REQUIRE_MESSAGE(rig.Start(o, &error), error);
   const std::string dir = rig.mount().mountpoint() + "/w";
   REQUIRE(mkdir(dir.c_str(), 0755) == 0);
-  REQUIRE(WriteFile(dir + "/base", std::string(8 << 20, 'B')));
+  REQUIRE(WriteWholeFile(dir + "/base", std::string(8 << 20, 'B')));
   std::string out;
   REQUIRE(rig.Checkpoint(&out) == 0);
   rig.relay().Cut();
@@ -164,7 +134,7 @@ TEST_CASE("JournalOverflowWhileDegradedEndsInAResyncThatSendsOnlyTheDifference")
   REQUIRE_MESSAGE(WaitStatus(rig, "\"link\":\"degraded\"", &status, 20s), status);
   const std::string chunk(64 * 1024, 'y');
   for (int i = 0; i < 256; ++i) {  // 16 MiB, four times the journal
-    REQUIRE(WriteFile(dir + "/big" + std::to_string(i % 8), chunk));
+    REQUIRE(WriteWholeFile(dir + "/big" + std::to_string(i % 8), chunk));
   }
   CHECK_MESSAGE(WaitStatus(rig, "\"link\":\"out-of-sync\"", &status, 20s), status);
   struct stat st;
@@ -172,7 +142,7 @@ TEST_CASE("JournalOverflowWhileDegradedEndsInAResyncThatSendsOnlyTheDifference")
   const uint64_t before = rig.relay().bytes_to_target();
   rig.relay().Forward();
   CHECK_MESSAGE(WaitStatus(rig, "\"phase\":\"done\"", &status), status);
-  ExpectMirrored(rig, "w");
+  ExpectMirrored(rig, "w", "after the resync");
   const uint64_t sent = rig.relay().bytes_to_target() - before;
   CHECK_MESSAGE(sent < (4u << 20), "the resync sent " << sent << " bytes");
   CHECK(stat((rig.mount().journal_path() + ".out-of-sync").c_str(), &st) != 0);
@@ -185,8 +155,8 @@ TEST_CASE("VerifyNamesADifferenceMadeBehindItsBack") {
   REQUIRE_MESSAGE(rig.Start(o, &error), error);
   const std::string dir = rig.mount().mountpoint() + "/w";
   REQUIRE(mkdir(dir.c_str(), 0755) == 0);
-  REQUIRE(WriteFile(dir + "/a", "the same\n"));
-  REQUIRE(WriteFile(dir + "/b", "also the same\n"));
+  REQUIRE(WriteWholeFile(dir + "/a", "the same\n"));
+  REQUIRE(WriteWholeFile(dir + "/b", "also the same\n"));
   std::string out;
   REQUIRE(rig.Verify(&out) == 0);
   CHECK_MESSAGE(out.find("identical") != std::string::npos, out);
