@@ -13,7 +13,7 @@
 # target; runs on its own as well.
 #
 #   bench/async_lag.sh [--build DIR] [--runs N] [--scratch DIR] [--json FILE]
-#                      [--mirrorfs-opts OPTS]
+#                      [--mirrorfs-opts OPTS] [--keep-logs DIR]
 #
 # Everything lives in a temp dir under --scratch (default ${TMPDIR:-/var/tmp}), removed at
 # the end; the mount and mirrord are ended by PID on any exit (trap). Needs root, python3,
@@ -31,12 +31,13 @@ readonly kRunTimeout=600 # seconds for one run (workload, lag, checkpoint, verif
 usage() {
   cat <<EOF
 usage: bench/async_lag.sh [--build DIR] [--runs N] [--scratch DIR] [--json FILE]
-                          [--mirrorfs-opts OPTS]
+                          [--mirrorfs-opts OPTS] [--keep-logs DIR]
   --build DIR    build tree with mirrorfs/mirrorfs and mirrord/mirrord (default: $repo_dir/build)
   --runs N       runs; figures are medians (default 3)
   --scratch DIR  parent of the temp dir (default: \${TMPDIR:-/var/tmp})
   --json FILE    write the runs and medians to FILE
   --mirrorfs-opts OPTS   more mount options for the async mount (e.g. max_lag=16M)
+  --keep-logs DIR        copy mirrord's and mirrorfs's logs to DIR at the end
 EOF
 }
 die_usage() {
@@ -50,6 +51,7 @@ runs=3
 parent=${TMPDIR:-/var/tmp}
 json_out=""
 mirrorfs_opts=""
+keep_logs=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --build) [[ $# -ge 2 ]] || die_usage "--build needs a directory"; build_dir=$2; shift 2 ;;
@@ -58,6 +60,7 @@ while [[ $# -gt 0 ]]; do
     --json) [[ $# -ge 2 ]] || die_usage "--json needs a file"; json_out=$2; shift 2 ;;
     --mirrorfs-opts)
       [[ $# -ge 2 ]] || die_usage "--mirrorfs-opts needs options"; mirrorfs_opts=$2; shift 2 ;;
+    --keep-logs) [[ $# -ge 2 ]] || die_usage "--keep-logs needs a directory"; keep_logs=$2; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) die_usage "unknown argument '$1'" ;;
   esac
@@ -75,14 +78,19 @@ scratch=$(mktemp -d "$parent/mirrorfs-asynclag.XXXXXX")
 mnt="$scratch/mnt"
 mirrord_pid=""
 fs_pid=""
+helper_pid=""
 cleaned=0
 # shellcheck disable=SC2317  # called through the trap
 cleanup() {
   [[ $cleaned -eq 1 ]] && return
   cleaned=1
   set +e
+  stop_pid "$helper_pid" # timeout(1) passes the TERM on to the helper
   unmount_and_stop "$mnt" "$fs_pid" # while mirrord runs: the unmount may take a last CP
   stop_pid "$mirrord_pid"
+  if [[ -n $keep_logs ]] && mkdir -p "$keep_logs"; then
+    cp -- "$scratch"/*.log "$keep_logs"/ 2>/dev/null
+  fi
   if awk -v s="$scratch/" 'index($2, s) == 1 { found = 1 } END { exit !found }' /proc/self/mounts; then
     echo "async_lag: mounts remain under $scratch; left it in place" >&2
   elif [[ $scratch == */mirrorfs-asynclag.* && -d $scratch ]]; then
@@ -117,10 +125,15 @@ for ((run = 1; run <= runs; run++)); do
     python3 "$helper" error "$run" "mirrorfs died: $(last_lines "$scratch/mirrorfs.log")" >>"$runs_jsonl"
     break
   fi
-  # The helper prints one line for humans on stderr and the run's JSON on stdout.
-  line=$(timeout "$kRunTimeout" python3 "$helper" run --mnt "$mnt" --mirrorfs "$mirrorfs_bin" \
+  # The helper prints one line for humans on stderr and the run's JSON on stdout. It runs in
+  # the background so that a signal reaches our trap at once (which ends it by PID).
+  timeout "$kRunTimeout" python3 "$helper" run --mnt "$mnt" --mirrorfs "$mirrorfs_bin" \
     --mirrord "$mirrord_bin" --state-dir "$scratch/mirrord" --source bench-lag \
-    --backing "$scratch/backing" --run "$run") || true
+    --backing "$scratch/backing" --run "$run" >"$scratch/run.json" &
+  helper_pid=$!
+  wait "$helper_pid" || true
+  helper_pid=""
+  line=$(cat "$scratch/run.json")
   [[ -n $line ]] || line=$(python3 "$helper" error "$run" "no result (timed out after $kRunTimeout s?)")
   echo "$line" >>"$runs_jsonl"
 done

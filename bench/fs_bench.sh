@@ -22,6 +22,7 @@
 #
 #   bench/fs_bench.sh [--build DIR] [--runs N] [--size SIZE] [--quick] [--json FILE]
 #                     [--mirrorfs-opts OPTS] [--targets LIST] [--peers] [--no-lag]
+#                     [--keep-logs DIR]
 #
 # Workloads (fio with ioengine=psync, fallocate=none, JSON output; one file per job):
 #   seq-write        1 MiB blocks, SIZE bytes, final fsync (fio counts the fsync in the time)
@@ -63,6 +64,7 @@ usage() {
   cat <<EOF
 usage: bench/fs_bench.sh [--build DIR] [--runs N] [--size SIZE] [--quick] [--json FILE]
                          [--mirrorfs-opts OPTS] [--targets LIST] [--peers] [--no-lag]
+                         [--keep-logs DIR]
   --build DIR   build tree with bench/baselines/passthrough_ll, bench/bench_createloop,
                 mirrorfs/mirrorfs and mirrord/mirrord (default: $repo_dir/build)
   --runs N      runs per workload and target; figures are medians (default 3); also the
@@ -82,6 +84,8 @@ usage: bench/fs_bench.sh [--build DIR] [--runs N] [--size SIZE] [--quick] [--jso
   --peers       also GlusterFS replica-2 over loopback (target glusterfs); installs
                 glusterfs-server with apt-get if it is missing
   --no-lag      skip the async lag phase (bench/async_lag.sh)
+  --keep-logs DIR
+                copy the daemons' logs (FUSE daemons, mirrord, glusterd) to DIR at the end
 EOF
 }
 
@@ -101,6 +105,7 @@ mirrorfs_opts=""
 targets_arg=""
 peers=0
 lag=1
+keep_logs=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --build) [[ $# -ge 2 ]] || die_usage "--build needs a directory"; build_dir=$2; shift 2 ;;
@@ -112,6 +117,7 @@ while [[ $# -gt 0 ]]; do
     --targets) [[ $# -ge 2 ]] || die_usage "--targets needs a list"; targets_arg=$2; shift 2 ;;
     --peers) peers=1; shift ;;
     --no-lag) lag=0; shift ;;
+    --keep-logs) [[ $# -ge 2 ]] || die_usage "--keep-logs needs a directory"; keep_logs=$2; shift 2 ;;
     --quick) quick=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) die_usage "unknown argument '$1'" ;;
@@ -213,6 +219,10 @@ cleanup() {
   set +e
   stop_pid "$lag_pid" 600 # it unmounts and stops its mirrord first: up to 60 s
   teardown_targets
+  if [[ -n $keep_logs ]] && mkdir -p "$keep_logs"; then
+    cp -- "$scratch"/*.log "$scratch"/gluster/*.log "$keep_logs"/ 2>/dev/null
+    echo "fs_bench: logs copied to $keep_logs" >&2
+  fi
   # Never rm -rf through a mount that is still there.
   if awk -v s="$scratch/" 'index($2, s) == 1 { found = 1 } END { exit !found }' /proc/self/mounts; then
     echo "fs_bench: mounts remain under $scratch; left it in place" >&2
@@ -525,6 +535,7 @@ if [[ $lag -eq 1 ]] && selected mirrorfs-async; then
     echo "-- async lag (bench/async_lag.sh --runs $runs) --"
     lag_args=(--build "$build_dir" --runs "$runs" --scratch "$scratch" --json "$lag_json")
     [[ -n $mirrorfs_opts ]] && lag_args+=(--mirrorfs-opts "$mirrorfs_opts")
+    [[ -n $keep_logs ]] && lag_args+=(--keep-logs "$keep_logs/async_lag")
     "$script_dir/async_lag.sh" "${lag_args[@]}" &
     lag_pid=$!
     lag_rc=0
