@@ -159,19 +159,20 @@ class Planner {
   bool FixXattrs(std::string_view path,
                  const std::vector<std::pair<std::string, std::string>>& want,
                  const std::vector<std::pair<std::string, std::string>>& have) {
+    // Both lists are sorted by name (manifest.h), but short: a lookup by name is plenty.
+    auto find = [](const auto& list, const std::string& name) {
+      return std::find_if(list.begin(), list.end(), [&](const auto& x) { return x.first == name; });
+    };
     bool fixed = false;
-    for (const auto& [name, value] : want) {
-      auto it =
-          std::find_if(have.begin(), have.end(), [&](const auto& x) { return x.first == name; });
-      if (it != have.end() && it->second == value) continue;
-      plan_.ops.push_back(common::SetxattrOp{path, plan_.Keep(name), plan_.Keep(value)});
+    for (const auto& x : want) {
+      auto it = find(have, x.first);
+      if (it != have.end() && it->second == x.second) continue;
+      plan_.ops.push_back(common::SetxattrOp{path, plan_.Keep(x.first), plan_.Keep(x.second)});
       fixed = true;
     }
-    for (const auto& [name, value] : have) {
-      auto it =
-          std::find_if(want.begin(), want.end(), [&](const auto& x) { return x.first == name; });
-      if (it != want.end()) continue;
-      plan_.ops.push_back(common::RemovexattrOp{path, plan_.Keep(name)});
+    for (const auto& x : have) {
+      if (find(want, x.first) != want.end()) continue;
+      plan_.ops.push_back(common::RemovexattrOp{path, plan_.Keep(x.first)});
       fixed = true;
     }
     return fixed;

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 namespace mirror::itest {
@@ -107,7 +108,10 @@ bool MirrorRig::StartMirrord(uint16_t port, std::string* error) {
   }
   auto md = d::test::MirrordProcess::Start({"--config", config}, mirrord_log());
   if (!md.ok()) {
-    *error = "mirrord: " + md.status().ToString();
+    std::ifstream log(mirrord_log());
+    std::stringstream text;
+    text << log.rdbuf();
+    *error = "mirrord: " + md.status().ToString() + "; its log:\n" + text.str();
     return false;
   }
   mirrord_ = std::move(md).value();

@@ -252,7 +252,9 @@ Result<std::unique_ptr<MirrordProcess>> MirrordProcess::Start(const std::vector<
     _exit(127);
   }
   p->pid_ = pid;
-  for (int i = 0; i < 500; ++i) {  // at most 10 s
+  // At most 30 s: it normally takes 50 ms, also under ASan, but once took over 10 s on a
+  // loaded 2-core VM (the error carries the log to tell why next time).
+  for (int i = 0; i < 1500; ++i) {
     std::ifstream in(log_path, std::ios::binary);
     in.seekg(start);
     std::stringstream ss;
