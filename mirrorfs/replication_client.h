@@ -146,6 +146,8 @@ class ReplicationClient final : public ResyncLink {
   static constexpr std::chrono::milliseconds kMaxBackoff{5000};
   static constexpr std::chrono::seconds kPingEvery{5};
   static constexpr std::chrono::seconds kDeadAfter{30};
+  // mode=async: an idle shipper waits this long after a write for more to batch.
+  static constexpr std::chrono::microseconds kAsyncShipDelay{1000};
 
  private:
   class Session;  // one connection (replication_session.cpp)

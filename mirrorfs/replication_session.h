@@ -1,7 +1,7 @@
 // One connection of the ReplicationClient to mirrord (see replication_client.h for the
-// protocol's course). Internal to the client: it lives on the client's Asio thread, is
-// owned by shared_ptrs held in its own handlers and by the client's loop, and reports
-// to the client through its On* callbacks.
+// protocol's course), and the client's Asio loop. Internal to the client: it lives on the client's
+// Asio thread, is owned by shared_ptrs held in its own handlers and by the client's loop, and
+// reports to the client through its On* callbacks.
 #pragma once
 
 #include <cstdint>
@@ -96,6 +96,16 @@ class ReplicationClient::Session : public std::enable_shared_from_this<Session> 
   std::vector<size_t> batch_ends_;  // end of each record in batch_
   std::vector<std::string_view> batch_views_;
   common::EncodedFrame batch_frame_;
+};
+
+// The client's Asio objects (one thread runs `io`); internal to the client's files.
+struct ReplicationClient::Loop {
+  boost::asio::io_context io{1};
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{io.get_executor()};
+  boost::asio::steady_timer reconnect{io};
+  boost::asio::steady_timer ship_later{io};  // async mode: coalesces wake-ups (kAsyncShipDelay)
+  std::shared_ptr<Session> session;
+  std::chrono::milliseconds backoff = kMinBackoff;
 };
 
 }  // namespace mirror::fs
