@@ -257,6 +257,18 @@ void AddMirrorRows(const json& m, Rows& rows) {
       !m["last_error"].get<std::string>().empty()) {
     rows.emplace_back("mirror error", FormatValue(m["last_error"]));
   }
+  if (m.contains("resync") && m["resync"].is_object()) {
+    const json& r = m["resync"];
+    auto num = [&r](const char* key) {
+      return r.contains(key) && r[key].is_number() ? r[key].get<double>() : 0.0;
+    };
+    std::string line = (r.value("baseline", false) ? "baseline " : "resync ") +
+                       r.value("phase", std::string("?")) + Format(" %.0f%%", num("percent"));
+    line += ", " + FormatBytes(num("bytes_done")) + " of " + FormatBytes(num("bytes_total")) +
+            " compared, " + FormatBytes(num("bytes_sent")) + " sent";
+    if (num("seconds_left") > 0) line += ", " + FormatDuration(num("seconds_left")) + " left";
+    rows.emplace_back("mirror resync", line);
+  }
 }
 
 // Adds the row for `field` if the reply has it; removes what it used from `rest`.

@@ -257,6 +257,78 @@ TEST_CASE("CliCheckpointPrintsTheSeqOrTheDaemonsError") {
   CHECK(gone.err.find("no mirrorfs daemon answers for " + daemon.mnt()) != std::string::npos);
 }
 
+TEST_CASE("CliStatusTableShowsTheMirrorAndAResync") {
+  FakeDaemon daemon([](const json&) -> json {
+    json status = CannedStatus("resync", "");
+    status["mirror"] = {{"link", "resync"},
+                        {"target", "10.0.0.2:7400"},
+                        {"mode", "sync"},
+                        {"on_disconnect", "block"},
+                        {"received_seq", 900},
+                        {"durable_seq", 880},
+                        {"applied_seq", 700},
+                        {"lag_records", 12},
+                        {"lag_bytes", 49152},
+                        {"lag_seconds", 0.5},
+                        {"last_error", ""},
+                        {"resync",
+                         {{"baseline", false},
+                          {"phase", "data"},
+                          {"percent", 25.0},
+                          {"bytes_done", 1 << 20},
+                          {"bytes_total", 4 << 20},
+                          {"bytes_sent", 65536},
+                          {"seconds_left", 3.0}}}};
+    return status;
+  });
+  CliRun run = Run({"status", daemon.mnt()});
+  CHECK(run.code == 2);  // not "running" while the image is being resynced
+  CAPTURE(run.out);
+  CHECK(run.out.find("mirror:            resync to 10.0.0.2:7400 (mode sync, on_disconnect "
+                     "block)\n") != std::string::npos);
+  CHECK(run.out.find("mirror seqs:       received 900, durable 880, applied 700\n") !=
+        std::string::npos);
+  CHECK(run.out.find("mirror lag:        12 records, 48.0 KiB, 0.5 s\n") != std::string::npos);
+  CHECK(run.out.find("mirror resync:     resync data 25%, 1.0 MiB of 4.0 MiB compared, 64.0 KiB "
+                     "sent, 3 s left\n") != std::string::npos);
+  CHECK(run.out.find("mirror error") == std::string::npos);  // empty: no row
+}
+
+TEST_CASE("CliVerifyExitsZeroWhenIdenticalOneWithDifferencesTwoWhenItCannotCompare") {
+  std::atomic<int> answer{0};
+  FakeDaemon daemon([&](const json& request) -> json {
+    if (request["cmd"] != "verify") return {{"ok", false}, {"error", "unknown command"}};
+    if (answer == 0) {
+      return {{"ok", true},   {"identical", true},     {"cp_seq", 77},
+              {"entries", 5}, {"difference_count", 0}, {"differences", json::array()}};
+    }
+    if (answer == 1) {
+      return {{"ok", true},
+              {"identical", false},
+              {"cp_seq", 78},
+              {"entries", 5},
+              {"difference_count", 2},
+              {"differences", {"a/b: content differs", "c: missing in the image"}}};
+    }
+    return {{"ok", false}, {"error", "link to mirrord down"}};
+  });
+  CliRun same = Run({"verify", daemon.mnt()});
+  CHECK(same.code == 0);
+  CHECK(same.out == "identical: 5 entries of BACKING and the image agree (checkpoint seq 77)\n");
+  answer = 1;
+  CliRun differ = Run({"verify", daemon.mnt()});
+  CHECK(differ.code == 1);
+  CHECK(differ.out ==
+        "a/b: content differs\nc: missing in the image\n2 difference(s) between "
+        "BACKING and the image (checkpoint seq 78)\n");
+  answer = 2;
+  CliRun cannot = Run({"verify", daemon.mnt()});
+  CHECK(cannot.code == 2);
+  CHECK(cannot.err.find("link to mirrord down") != std::string::npos);
+  daemon.Stop();
+  CHECK(Run({"verify", daemon.mnt()}).code == 3);
+}
+
 TEST_CASE("CliUsageErrorsExitOneAndHelpExitsZero") {
   CHECK(Run({"status"}).code == 1);
   CHECK(Run({"status", "/a", "/b"}).code == 1);

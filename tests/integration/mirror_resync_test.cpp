@@ -148,6 +148,32 @@ TEST_CASE("JournalOverflowWhileDegradedEndsInAResyncThatSendsOnlyTheDifference")
   CHECK(stat((rig.mount().journal_path() + ".out-of-sync").c_str(), &st) != 0);
 }
 
+// The journal is lost with changes mirrord never got (a machine that died with it): the
+// new journal starts at seq 1 while mirrord holds far more; the mount resyncs.
+TEST_CASE("ALostJournalEndsInAResyncNotInAWrongImage") {
+  MirrorRig rig;
+  RigOptions o;
+  StartRigWithWorkDir(rig, o);
+  const std::string dir = rig.mount().mountpoint() + "/w";
+  for (int i = 0; i < 20; ++i) REQUIRE(WriteWholeFile(dir + "/f" + std::to_string(i), "v1"));
+  std::string out;
+  REQUIRE(rig.Checkpoint(&out) == 0);
+  rig.mount().Stop();
+  const std::string journal = rig.mount().journal_path();
+  for (const char* suffix : {"", ".boot", ".out-of-sync"}) unlink((journal + suffix).c_str());
+  // What the lost journal would have carried: changes BACKING has and the image has not.
+  const std::string b = rig.mount().backing() + "/w";
+  REQUIRE(WriteWholeFile(b + "/f3", "changed while the journal was lost"));
+  REQUIRE(unlink((b + "/f4").c_str()) == 0);
+  REQUIRE(WriteWholeFile(b + "/extra", "new"));
+  std::string error;
+  REQUIRE_MESSAGE(rig.mount().Restart(&error), error);
+  std::string status;
+  CHECK_MESSAGE(WaitStatus(rig, "\"phase\":\"done\"", &status), status);
+  CHECK_MESSAGE(status.find("\"baseline\":false") != std::string::npos, status);
+  ExpectMirrored(rig, "w", "after the resync of a lost journal");
+}
+
 TEST_CASE("VerifyNamesADifferenceMadeBehindItsBack") {
   MirrorRig rig;
   RigOptions o;
