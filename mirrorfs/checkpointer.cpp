@@ -1,10 +1,10 @@
 #include "mirrorfs/checkpointer.h"
 
-#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
 
+#include "mirrorfs/clock.h"
 #include "mirrorfs/log.h"
 
 namespace mirror::fs {
@@ -17,12 +17,6 @@ constexpr std::chrono::milliseconds kPoll{50};
 constexpr std::chrono::seconds kAutomaticSyncTimeout{60};
 // A CP run without the thread (mount, unmount) waits this long, and only if connected.
 constexpr std::chrono::seconds kInlineSyncTimeout{10};
-
-int64_t RealtimeNs() {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 }  // namespace
 

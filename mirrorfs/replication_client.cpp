@@ -1,10 +1,8 @@
 #include "mirrorfs/replication_client.h"
 
-#include <time.h>
-
 #include <cerrno>
-#include <cstdio>
 
+#include "mirrorfs/clock.h"
 #include "mirrorfs/log.h"
 #include "mirrorfs/replication_session.h"
 #include "mirrorfs/resync_marker.h"
@@ -20,12 +18,6 @@ constexpr uint64_t kAsyncFreeRecords = 64;
 // Async writers over max_lag re-check this often (the lag in bytes has no notification).
 constexpr std::chrono::milliseconds kAsyncRecheck{20};
 
-int64_t RealtimeNs() {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
 }  // namespace
 
 const char* LinkStateName(LinkState state) {
@@ -38,8 +30,7 @@ const char* LinkStateName(LinkState state) {
       return "disconnected";
     case LinkState::kRefused:
       return "refused";
-    case LinkState::kOutOfSync:
-      return "out-of-sync";
+
     case LinkState::kFenced:
       return "fenced";
     case LinkState::kStopped:
@@ -59,20 +50,12 @@ ReplicationClient::~ReplicationClient() { Stop(); }
 
 void ReplicationClient::Start() {
   if (thread_.joinable()) return;
-  std::string why = ReadResyncMarker(identity_.out_of_sync_marker);
-  if (!why.empty() && !backing_.empty()) {
+  if (std::string why = ReadResyncMarker(identity_.out_of_sync_marker); !why.empty()) {
     Log(LogLevel::kNotice,
         "mirror: " + why + "; a resync runs once connected to " + config_.target);
     std::lock_guard lock(mu_);
     resync_reason_ = why;
     stream_superseded_ = true;
-  } else if (!why.empty()) {
-    std::lock_guard lock(mu_);
-    link_ = LinkState::kOutOfSync;
-    last_error_ = why;
-    Log(LogLevel::kError, "mirror: out-of-sync since an earlier mount: " + why +
-                              "; nothing is shipped to " + config_.target);
-    return;
   }
   asio::post(loop_->io, [this] { Connect(); });
   thread_ = std::thread([this] { Run(); });
@@ -226,33 +209,18 @@ bool ReplicationClient::MayDropUnshipped() const {
 void ReplicationClient::MarkOutOfSync(const std::string& why) {
   {
     std::lock_guard lock(mu_);
-    if (link_ == LinkState::kOutOfSync || stopping_ || resync_reason_ == why) return;
+    if (stopping_ || resync_reason_ == why) return;
   }
   if (common::Status s = WriteResyncMarker(identity_.out_of_sync_marker, why); !s.ok()) {
     Log(LogLevel::kError, "mirror: " + s.ToString() +
-                              " (a remount will not know the mirror "
-                              "is out of sync)");
+                              " (a remount will find mirrord's resume seq below the journal "
+                              "and resync anyway)");
   }
-  if (!backing_.empty()) {
-    // The link is down (that is why records were dropped): the next connection resyncs.
-    Log(LogLevel::kWarning,
-        "mirror: " + why + "; the next connection to " + config_.target + " starts a resync");
-    std::lock_guard lock(mu_);
-    resync_reason_ = why;
-    return;
-  }
-  asio::post(loop_->io, [this, why] {
-    loop_->reconnect.cancel();
-    if (loop_->session && !loop_->session->closed()) {
-      loop_->session->Close(LinkState::kOutOfSync, why);
-    } else {
-      OnSessionEnded(LinkState::kOutOfSync, why, false);
-    }
-  });
+  // The link is down (that is why records were dropped): the next connection resyncs.
+  Log(LogLevel::kWarning,
+      "mirror: " + why + "; the next connection to " + config_.target + " starts a resync");
   std::lock_guard lock(mu_);
-  link_ = LinkState::kOutOfSync;
-  last_error_ = why;
-  acked_.notify_all();
+  resync_reason_ = why;
 }
 
 // ---- Writers and consistency points
@@ -302,7 +270,7 @@ common::Result<uint64_t> ReplicationClient::Sync(uint64_t seq, bool wait_for_lin
   Notify();
   std::unique_lock lock(mu_);
   auto give_up = [&] {
-    return stopping_ || link_ == LinkState::kOutOfSync || link_ == LinkState::kFenced ||
+    return stopping_ || link_ == LinkState::kFenced ||
            (!wait_for_link && link_ != LinkState::kConnected);
   };
   ++waiters_;
@@ -319,9 +287,7 @@ common::Result<uint64_t> ReplicationClient::Sync(uint64_t seq, bool wait_for_lin
                                             " after " + std::to_string(timeout.count()) +
                                             " ms; link " + state + why);
   }
-  if (link_ == LinkState::kOutOfSync || link_ == LinkState::kFenced) {
-    return common::Status::Aborted("mirror is " + state + why);
-  }
+  if (link_ == LinkState::kFenced) return common::Status::Aborted("mirror is " + state + why);
   return common::Status::Unavailable("mirror link " + state + why);
 }
 

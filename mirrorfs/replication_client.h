@@ -19,8 +19,7 @@
 // wants a seq this journal freed, or has seqs this journal never had), or the
 // out-of-sync marker says the image never got some changes (a journal overflow while
 // degraded, a BACKING with data before its first mirrored mount), a resync (resync.h)
-// runs on its own thread and the stream restarts where it says; without EnableResync
-// the link goes out-of-sync instead (nothing shipped, writers do not wait).
+// runs on its own thread and the stream restarts where it says.
 //
 // Thread-safety: every public method may be called from any thread. Lock order: mu_ is
 // a leaf (never held while calling the journal or Asio).
@@ -47,15 +46,7 @@ namespace mirror::fs {
 
 // kRefused: mirrord refuses a record for good (a device node it does not allow, a path
 // it cannot apply, ...): like kDisconnected, retried slowly until its config changes.
-enum class LinkState {
-  kConnecting,
-  kConnected,
-  kDisconnected,
-  kRefused,
-  kOutOfSync,
-  kFenced,
-  kStopped
-};
+enum class LinkState { kConnecting, kConnected, kDisconnected, kRefused, kFenced, kStopped };
 const char* LinkStateName(LinkState state);  // "connecting", "connected", ...
 
 struct ReplicationIdentity {
@@ -97,9 +88,10 @@ class ReplicationClient final : public ResyncLink {
   void Start();  // starts the thread (after daemonizing: no threads before the fork)
   void Stop();   // closes the link, wakes every waiter, joins the thread
 
-  // With resync (before Start): a stream that cannot continue, or the out-of-sync
-  // marker, starts a resync of `backing` on its own thread instead of stopping the
-  // mirror. `freeze` blocks every change to BACKING while its lock is held.
+  // Required before Start: a stream that cannot continue, or the out-of-sync marker,
+  // starts a resync of `backing` on its own thread. `freeze` blocks every change to
+  // BACKING while its lock is held. (Separate from the constructor because the client
+  // must exist, for invariant 4, before the Filesystem that `freeze` locks.)
   void EnableResync(std::string backing, Resyncer::Freeze freeze);
 
   // New records were released: ship them (cheap when the shipper is already awake).
@@ -120,7 +112,7 @@ class ReplicationClient final : public ResyncLink {
   // A consistency point's request (SYNC): waits until mirrord has applied everything
   // <= seq to its image and returns the applied seq. Unavailable when the link is
   // down and `wait_for_link` is false; DeadlineExceeded after `timeout`; Aborted
-  // when out-of-sync or fenced.
+  // when fenced or stopping.
   common::Result<uint64_t> Sync(uint64_t seq, bool wait_for_link,
                                 std::chrono::milliseconds timeout);
 
@@ -132,8 +124,9 @@ class ReplicationClient final : public ResyncLink {
   // True while a resync is about to restart the stream (mirrord will not need any record
   // journaled so far): a consistency point may free them all.
   bool RestartPending() const;
-  // Gives up the stream's continuity (records were freed unshipped): closes the link,
-  // writes the out-of-sync marker (so a remount knows), stops shipping. Logged once.
+  // Gives up the stream's continuity (records were freed unshipped while the link was
+  // down): writes the out-of-sync marker, so that the next connection (also after a
+  // remount) resyncs. Logged once.
   void MarkOutOfSync(const std::string& why);
   // Writes the out-of-sync marker `marker` (unless it exists): the next connection
   // resyncs (a new journal over a BACKING that already holds data: a baseline).

@@ -174,10 +174,6 @@ bool ReplicationClient::Session::OpenCursor(const common::WelcomeMsg& welcome) {
           std::to_string(js.tail_seq) + " (freed while not mirrored)";
   }
   if (!why.empty()) {
-    if (client_.backing_.empty()) {
-      Close(LinkState::kOutOfSync, why + "; a resync is needed");
-      return false;
-    }
     paused_ = true;
     resync_why_ = why;
     return true;

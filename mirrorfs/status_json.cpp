@@ -3,24 +3,24 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <optional>
+
+#include "mirrorfs/clock.h"
 #include "mirrorfs/resync_progress.h"
 
 namespace mirror::fs {
 
 namespace {
 
-nlohmann::json MirrorStatus(const ReplicationClient& client, const MirrorConfig& config) {
-  const ReplicationClient::Stats st = client.stats();
+nlohmann::json MirrorStatus(const ReplicationClient::Stats& st, const MirrorConfig& config) {
   nlohmann::json m;
   m["target"] = config.target;
   m["mode"] = AckModeName(config.mode);
   m["on_disconnect"] = config.degrade ? "degrade" : "block";
   m["max_lag_bytes"] = config.max_lag;
   // While the link is down, "degraded" says that writers go on without it.
-  const bool down = st.link == LinkState::kDisconnected || st.link == LinkState::kConnecting ||
-                    st.link == LinkState::kRefused;
-  m["link"] = down && config.degrade && st.link != LinkState::kRefused ? "degraded"
-                                                                       : LinkStateName(st.link);
+  const bool down = st.link == LinkState::kDisconnected || st.link == LinkState::kConnecting;
+  m["link"] = down && config.degrade ? "degraded" : LinkStateName(st.link);
   m["received_seq"] = st.received_seq;
   m["durable_seq"] = st.durable_seq;
   m["applied_seq"] = st.applied_seq;
@@ -81,14 +81,15 @@ nlohmann::json BuildStatus(const StatusSources& s) {
     state = "journal-full";
   } else if (!cp.last_error.empty()) {
     state = "cp-failing";
-  } else if (s.mirror != nullptr) {
-    const ReplicationClient::Stats ms = s.mirror->stats();
-    state = ms.resync_active ? (ms.resync.baseline ? "baseline" : "resync")
-                             : MirrorState(ms.link, s.mirror_config->degrade);
   }
-  struct timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
-  int64_t now_ns = static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
+  // Once: it reads the journal for the lag in seconds.
+  std::optional<ReplicationClient::Stats> ms;
+  if (s.mirror != nullptr) ms = s.mirror->stats();
+  if (ms && state == "running") {
+    state = ms->resync_active ? (ms->resync.baseline ? "baseline" : "resync")
+                              : MirrorState(ms->link, s.mirror_config->degrade);
+  }
+  const int64_t now_ns = RealtimeNs();
   nlohmann::json j;
   j["ok"] = true;
   j["state"] = state;
@@ -96,10 +97,10 @@ nlohmann::json BuildStatus(const StatusSources& s) {
   j["volume_id"] = s.volume_id;
   j["backing"] = s.backing;
   j["mountpoint"] = s.mountpoint;
-  j["mirror"] =
-      s.mirror == nullptr ? nlohmann::json(nullptr) : MirrorStatus(*s.mirror, *s.mirror_config);
+  j["mirror"] = ms ? MirrorStatus(*ms, *s.mirror_config) : nlohmann::json(nullptr);
   j["last_seq"] = js.last_assigned_seq;
   j["cp_seq"] = cp.cp_seq;
+  j["freed_seq"] = cp.freed_seq;
   j["cp_age_seconds"] = cp.cp_time_ns == 0 ? -1.0 : static_cast<double>(now_ns - cp.cp_time_ns) / 1e9;
   j["cp_count"] = cp.cps;
   j["cp_failures"] = cp.failures;

@@ -32,7 +32,7 @@ struct StatusSources {
 // (the journal failed: every change is refused with EIO), "cp-failing" (the last
 // consistency point failed; retried); with mirror=, while the link is not connected:
 // "degraded" (on_disconnect=degrade: writers go on), "mirror-down" (block: writers wait),
-// "mirror-refused", "mirror-out-of-sync", "mirror-fenced". "mirror": null when
+// "mirror-refused", "mirror-fenced". "mirror": null when
 // local-only, else the link (docs/control.md).
 nlohmann::json BuildStatus(const StatusSources& s);
 

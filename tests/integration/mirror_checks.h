@@ -67,4 +67,15 @@ inline void ExpectMirrored(MirrorRig& rig, const std::string& sub, const std::st
   CHECK_MESSAGE(rc == 0, when << ": mirrorfs verify exited " << rc << ": " << out);
 }
 
+// No resync ran in this mount: the stream went on where mirrord said (invariant 4: the
+// journal freed nothing mirrord did not hold durably; had it, mirrord's resume seq would
+// fall below the journal and a resync would repair the gap and hide it).
+inline void ExpectNoResync(MirrorRig& rig, const std::string& when) {
+  std::string status;
+  REQUIRE(rig.StatusJson(&status) == 0);
+  CHECK_MESSAGE(status.find("\"phase\":") == std::string::npos,
+                when << ": a resync ran: " << status);
+  CHECK_MESSAGE(status.find("\"resync_reason\":\"\"") != std::string::npos, when << ": " << status);
+}
+
 }  // namespace mirror::itest

@@ -61,6 +61,7 @@ TEST_CASE("EveryModeMirrorsARandomWorkloadExactly") {
       CHECK_FALSE(r.mount_lost);
       CHECK_MESSAGE(r.violations.empty(), JoinFirst(r.violations));
       ExpectMirrored(rig, "w", "after the workload");
+      ExpectNoResync(rig, "after the workload");
       std::string status;
       REQUIRE(rig.StatusJson(&status) == 0);
       CHECK_MESSAGE(status.find("\"link\":\"connected\"") != std::string::npos, status);
@@ -86,6 +87,7 @@ TEST_CASE("KillingMirrordMidWorkloadLosesNothing") {
   REQUIRE_MESSAGE(r.setup_error.empty(), r.setup_error);
   CHECK_FALSE(r.mount_lost);
   ExpectMirrored(rig, "w", "after kill -9 of mirrord and its restart");
+  ExpectNoResync(rig, "after kill -9 of mirrord");
 }
 
 TEST_CASE("KillingMirrorfsMidWorkloadConvergesAfterRemount") {
@@ -102,6 +104,7 @@ TEST_CASE("KillingMirrorfsMidWorkloadConvergesAfterRemount") {
   std::string error;
   REQUIRE_MESSAGE(rig.mount().Restart(&error), error);
   ExpectMirrored(rig, "w", "after kill -9 of mirrorfs and a remount");
+  ExpectNoResync(rig, "after kill -9 of mirrorfs");
 }
 
 // In sync mode a write that returned success is in mirrord's memory: kill -9 the source

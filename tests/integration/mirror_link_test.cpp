@@ -52,6 +52,7 @@ TEST_CASE("BlockModeWritersWaitWhileTheLinkIsDown") {
   CHECK(returned_after);
   CHECK(WaitStatus(rig, "\"link\":\"connected\"", &status));
   ExpectMirrored(rig, "w", "after the link came back");
+  ExpectNoResync(rig, "after the link came back");
 }
 
 TEST_CASE("DegradeModeWritersGoOnAndTheMirrorCatchesUp") {
@@ -72,6 +73,7 @@ TEST_CASE("DegradeModeWritersGoOnAndTheMirrorCatchesUp") {
   rig.relay().Forward();
   CHECK(WaitStatus(rig, "\"link\":\"connected\"", &status));
   ExpectMirrored(rig, "w", "after the link came back");
+  ExpectNoResync(rig, "after the link came back");
 }
 
 }  // namespace
