@@ -20,8 +20,9 @@ Status MakeDir(const std::string& path) {
   if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
     return Status::IOError("mkdir " + path, errno);
   }
+  // stat, not lstat: `mirrord adopt` may make image/ a symlink to the admin's directory.
   struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) return Status::IOError("lstat " + path, errno);
+  if (::stat(path.c_str(), &st) != 0) return Status::IOError("stat " + path, errno);
   if (!S_ISDIR(st.st_mode)) return Status::InvalidArgument(path + " is not a directory");
   return Status::Ok();
 }
@@ -54,6 +55,7 @@ Result<std::unique_ptr<SourceStore>> SourceStore::Open(const std::string& dir,
 
 Status SourceStore::Recover(std::string* note) {
   MIRROR_RETURN_IF_ERROR(MakeDir(dir_));
+  MIRROR_ASSIGN_OR_RETURN(lock_, LockStoreDir(dir_));
   MIRROR_RETURN_IF_ERROR(MakeDir(dir_ + "/image"));
   Result<SourceState> state = ReadStateFile(state_path());
   if (state.ok()) {

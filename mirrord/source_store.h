@@ -35,6 +35,8 @@
 // about to close), and everything received is flushed, so the durable_seq it returns is
 // where the source resumes.
 //
+// One process at a time: Open takes the store's lock (store_lock.h) and holds it.
+//
 // Thread-safety: all public methods are thread-safe. Receive and StartSession are quick
 // except for StartSession's flush; Sync and Flush block (call them off the I/O threads).
 // Callbacks (room, durable) run on the flusher thread with no store lock held; they must
@@ -63,6 +65,7 @@
 #include "mirrord/memory_file.h"
 #include "mirrord/record_check.h"
 #include "mirrord/state_file.h"
+#include "mirrord/store_lock.h"
 
 namespace mirror::d {
 
@@ -228,6 +231,7 @@ class SourceStore {
   const std::string dir_;
   const std::string source_id_;
   const StoreOptions options_;
+  common::UniqueFd lock_;  // the store's lock (store_lock.h), held until destruction
 
   std::mutex apply_mu_;  // one Sync at a time; guards state_ writes and image_
   SourceState state_;    // as last stored; guarded by apply_mu_ (copies in mu_ for stats)

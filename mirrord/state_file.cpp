@@ -25,7 +25,8 @@ uint32_t BodyCrc(const Json& body) {
   return common::crc32c::Mask(common::crc32c::Value(text.data(), text.size()));
 }
 
-// The resync keys are written only while a resync is active (see state_file.h).
+// The resync keys are written only while a resync is active, "promoted_seq" only once
+// promoted (see state_file.h).
 Json Body(const SourceState& s, bool with_resync) {
   Json j;
   j["format"] = "mirrord-state";
@@ -36,6 +37,7 @@ Json Body(const SourceState& s, bool with_resync) {
   j["applied_seq"] = s.applied_seq;
   j["replay_through"] = s.replay_through;
   j["promoted"] = s.promoted;
+  if (s.promoted) j["promoted_seq"] = s.promoted_seq;
   if (with_resync) {
     j["resync_active"] = s.resync_active;
     j["resync_until"] = s.resync_until;
@@ -113,6 +115,11 @@ Result<SourceState> ReadStateFile(const std::string& path) {
   const Json* promoted = field("promoted", Json::value_t::boolean);
   if (promoted == nullptr) return bad("key 'promoted' is missing or not a boolean");
   s.promoted = promoted->get<bool>();
+  if (s.promoted) {
+    const Json* seq = field("promoted_seq", Json::value_t::number_unsigned);
+    if (seq == nullptr) return bad("key 'promoted_seq' is missing or not a number");
+    s.promoted_seq = seq->get<uint64_t>();
+  }
   const bool with_resync = j.contains("resync_active") || j.contains("resync_until");
   if (with_resync) {
     const Json* active = field("resync_active", Json::value_t::boolean);
@@ -124,7 +131,7 @@ Result<SourceState> ReadStateFile(const std::string& path) {
   }
   const Json* crc = field("crc32c", Json::value_t::number_unsigned);
   if (crc == nullptr) return bad("key 'crc32c' is missing or not a number");
-  const size_t keys = with_resync ? 11 : 9;
+  const size_t keys = (with_resync ? 11 : 9) + (s.promoted ? 1 : 0);
   if (j.size() != keys) {
     return bad("unexpected keys (expected exactly " + std::to_string(keys) + ")");
   }

@@ -12,7 +12,12 @@
 // `applied_seq` is the last record whose change the image holds on disk (stored after the
 // image's sync). `replay_through` is the end of the batch being applied: records in
 // (applied_seq, replay_through] may already be in the image after a crash and are applied
-// again in replay mode (common/apply.h). `promoted` is reserved for `mirrord promote`.
+// again in replay mode (common/apply.h).
+//
+// `promoted` is set by `mirrord promote`: the image is now a primary (served read-write
+// by a mirrorfs over it) and takes no more records; the epoch was raised, so the old
+// source is fenced. Then "promoted_seq" follows it: the last record the image holds
+// (received and applied at the promote). It is written only when promoted.
 //
 // While a resync runs (the source restarted its stream with RESYNC and sends the
 // differences of its tree as records), two more keys follow "promoted":
@@ -42,6 +47,7 @@ struct SourceState {
   uint64_t applied_seq = 0;
   uint64_t replay_through = 0;
   bool promoted = false;
+  uint64_t promoted_seq = 0;  // when promoted: the last record the image holds
   // The image is not consistent: a resync began and its records are not all applied.
   bool resync_active = false;
   uint64_t resync_until = 0;  // while active: RESYNC_DONE's seq, 0 until it came

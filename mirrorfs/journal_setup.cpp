@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "common/journal_format.h"
@@ -15,6 +16,7 @@
 namespace mirror::fs {
 namespace {
 
+using common::kVolumeIdXattr;
 using common::Status;
 
 std::string ReadSmallFile(const std::string& path) {
@@ -72,8 +74,13 @@ common::Result<std::string> EnsureVolumeId(const std::string& backing) {
 
 std::string CurrentBootId() { return ReadSmallFile("/proc/sys/kernel/random/boot_id"); }
 
+common::Result<uint64_t> VolumeEpoch(const std::string& backing) {
+  MIRROR_ASSIGN_OR_RETURN(std::optional<uint64_t> epoch, common::ReadVolumeEpoch(backing));
+  return epoch.value_or(1);
+}
+
 common::Result<OpenedJournal> OpenMountJournal(const MountConfig& config,
-                                               const std::string& volume_id) {
+                                               const std::string& volume_id, uint64_t epoch) {
   const std::string& path = config.journal_path;
   OpenedJournal out;
   struct stat st;
@@ -83,7 +90,7 @@ common::Result<OpenedJournal> OpenMountJournal(const MountConfig& config,
     common::JournalOptions options;
     // Whole pages: the ring is mapped.
     options.size_bytes = (config.journal_size + 4095) / 4096 * 4096;
-    common::JournalIdentity identity{config.source_id, volume_id, 1};
+    common::JournalIdentity identity{config.source_id, volume_id, epoch};
     MIRROR_ASSIGN_OR_RETURN(out.journal, common::Journal::Create(path, identity, options));
     out.created = true;
     out.same_boot = true;
@@ -96,6 +103,13 @@ common::Result<OpenedJournal> OpenMountJournal(const MountConfig& config,
                             "' volume " + found.volume_id + ", not to source '" +
                             config.source_id + "' volume " + volume_id +
                             " (BACKING's volume id); use another journal=");
+  }
+  if (found.epoch < epoch) {
+    return Status::Mismatch("journal " + path + " is of epoch " + std::to_string(found.epoch) +
+                            ", but BACKING was promoted at epoch " + std::to_string(epoch) +
+                            ": its records belong to the role that ended there; keep them with "
+                            "`mirrord adopt ... --journal " +
+                            path + "` or move the journal away");
   }
   auto journal = common::Journal::Open(path, found, {});
   if (!journal.ok()) {

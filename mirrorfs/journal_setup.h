@@ -16,11 +16,10 @@
 
 #include "common/journal.h"
 #include "common/status.h"
+#include "common/volume_attrs.h"
 #include "mirrorfs/mount_config.h"
 
 namespace mirror::fs {
-
-inline constexpr char kVolumeIdXattr[] = "trusted.mirrorfs.volume_id";
 
 // Reads BACKING's volume id, or writes a new one. IOError when BACKING cannot hold it.
 common::Result<std::string> EnsureVolumeId(const std::string& backing);
@@ -34,11 +33,16 @@ struct OpenedJournal {
   bool same_boot = false;  // last served by this boot (the daemon died, not the machine)
 };
 
-// Creates or opens config.journal_path for (source_id, volume_id). Errors are one line
-// for the admin: Mismatch (the journal belongs to another source or volume), Corruption
-// (damaged beyond a torn tail), InvalidArgument (too small), IOError.
+// BACKING's epoch: trusted.mirrorfs.epoch (written when `mirrord promote` made BACKING
+// a promoted image), 1 without it.
+common::Result<uint64_t> VolumeEpoch(const std::string& backing);
+
+// Creates or opens config.journal_path for (source_id, volume_id); a new journal takes
+// `epoch`. Errors are one line for the admin: Mismatch (the journal belongs to another
+// source or volume, or to an older epoch than `epoch`: the role it served has ended),
+// Corruption (damaged beyond a torn tail), InvalidArgument (too small), IOError.
 common::Result<OpenedJournal> OpenMountJournal(const MountConfig& config,
-                                               const std::string& volume_id);
+                                               const std::string& volume_id, uint64_t epoch);
 
 // Records that this boot now serves the journal (after recovery, before serving).
 common::Status StampJournalBoot(const std::string& journal_path);

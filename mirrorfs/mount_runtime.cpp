@@ -62,7 +62,8 @@ common::Result<std::unique_ptr<MountRuntime>> MountRuntime::Start(const MountOpt
   rt->backing_fd_.reset(open(options.backing.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!rt->backing_fd_) return Status::IOError("open " + options.backing, errno);
 
-  MIRROR_ASSIGN_OR_RETURN(OpenedJournal opened, OpenMountJournal(config, rt->volume_id_));
+  MIRROR_ASSIGN_OR_RETURN(const uint64_t epoch, VolumeEpoch(options.backing));
+  MIRROR_ASSIGN_OR_RETURN(OpenedJournal opened, OpenMountJournal(config, rt->volume_id_, epoch));
   rt->journal_ = std::move(opened.journal);
   // The largest record: a max_write write with a long path (common::kDefaultMaxRecordBytes
   // allows 64 KiB besides the data).

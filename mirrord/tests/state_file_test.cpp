@@ -52,10 +52,27 @@ TEST_CASE("StateFileReplaceKeepsOnlyTheNewState") {
   next.applied_seq = 1250;
   next.epoch = 4;
   next.promoted = true;
+  next.promoted_seq = 1250;
   REQUIRE(WriteStateFile(dir / "state", next).ok());
   auto got = ReadStateFile(dir / "state");
   REQUIRE(got.ok());
   CHECK(*got == next);
+  CHECK(ReadFileBytes(dir / "state").find("\"promoted\":true,\"promoted_seq\":1250,") !=
+        std::string::npos);
+}
+
+TEST_CASE("StateFileOfAPromotedStoreWithoutItsSeqIsRefused") {
+  TempDir dir;
+  SourceState promoted = Sample();
+  promoted.promoted = true;
+  promoted.promoted_seq = 1200;
+  REQUIRE(WriteStateFile(dir / "state", promoted).ok());
+  std::string text = ReadFileBytes(dir / "state");
+  Replace(text, "\"promoted_seq\":1200,", "");
+  WriteFileBytes(dir / "state", text);
+  auto got = ReadStateFile(dir / "state");
+  REQUIRE_FALSE(got.ok());
+  CHECK(got.status().message().find("promoted_seq") != std::string::npos);
 }
 
 TEST_CASE("StateFileMissingIsNotFound") {
