@@ -58,6 +58,15 @@ void Connection::Shutdown() {
   });
 }
 
+void Connection::RefuseIfSource(const std::string& source_id, const Refusal& refusal) {
+  asio::post(socket_.get_executor(), [self = shared_from_this(), source_id, refusal] {
+    if (self->phase_ == Phase::kClosed) return;
+    const std::string& who =
+        self->source_id_.empty() ? self->handshake_.hello().source_id : self->source_id_;
+    if (who == source_id) self->Refuse(refusal);
+  });
+}
+
 // ---- Reading frames
 
 void Connection::ReadHeader() {

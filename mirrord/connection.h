@@ -55,6 +55,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Start();
   // Sends ERROR(shutting-down) and closes.
   void Shutdown();
+  // If this is (or is becoming) source `source_id`'s connection: sends ERROR(refusal) and
+  // closes (a promote fences the source's live connection this way).
+  void RefuseIfSource(const std::string& source_id, const Refusal& refusal);
 
  private:
   enum class Phase { kHandshake, kStarting, kStreaming, kClosed };

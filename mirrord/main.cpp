@@ -9,8 +9,10 @@
 #include <vector>
 
 #include "common/config_units.h"
+#include "mirrord/cli_args.h"
 #include "mirrord/config.h"
 #include "mirrord/log.h"
+#include "mirrord/promote_cli.h"
 #include "mirrord/server.h"
 #include "mirrord/status_cli.h"
 
@@ -27,33 +29,21 @@ constexpr const char* kUsage =
     "  mirrord serve --config FILE [--listen HOST:PORT]... [--state-dir DIR]\n"
     "  mirrord serve --listen HOST:PORT --state-dir DIR --secret-file FILE\n"
     "  mirrord status [SOURCE] [--json] [--state-dir DIR] [--max-lag SECONDS]\n"
+    "  mirrord promote SOURCE [--state-dir DIR | --config FILE] [--force] [--json]\n"
+    "                  [--mountpoint MNT]\n"
     "  mirrord --help | --version\n"
     "\n"
     "serve runs in the foreground; SIGTERM or SIGINT stop it cleanly (flush, close).\n"
     "Without --config, any source id is accepted with the one secret of --secret-file.\n"
     "status exits 0 healthy, 1 lagging (a source not connected, or unapplied records\n"
     "older than --max-lag), 2 broken, 3 unknown\n"
-    "(daemon not reachable, or no such source).\n";
+    "(daemon not reachable, or no such source).\n"
+    "promote makes SOURCE's image a primary (mirrord running or stopped): exits 0 promoted\n"
+    "(or already), 2 refused as not consistent (--force overrides), 3 failed.\n";
 
 int Usage(const std::string& error) {
   std::cerr << "mirrord: " << error << "\n" << kUsage;
   return 1;
-}
-
-// Takes the value of `--name VALUE` or `--name=VALUE` at args[*i].
-bool TakeValue(const std::vector<std::string>& args, size_t* i, const std::string& name,
-               std::string* out) {
-  const std::string& a = args[*i];
-  if (a == name) {
-    if (*i + 1 >= args.size()) return false;
-    *out = args[++*i];
-    return true;
-  }
-  if (a.rfind(name + "=", 0) == 0) {
-    *out = a.substr(name.size() + 1);
-    return true;
-  }
-  return false;
 }
 
 int Serve(const std::vector<std::string>& args) {
@@ -156,5 +146,6 @@ int main(int argc, char** argv) {
   }
   if (cmd == "serve") return Serve(args);
   if (cmd == "status") return Status(args);
+  if (cmd == "promote") return PromoteCommand(args);
   return Usage("unknown command '" + cmd + "'");
 }

@@ -4,6 +4,7 @@
 
 #include "common/secret_file.h"
 #include "mirrord/log.h"
+#include "mirrord/promote_cli.h"
 
 namespace mirror::d {
 
@@ -72,7 +73,38 @@ nlohmann::json Server::Control(const nlohmann::json& request) {
     reply["version"] = MIRRORD_VERSION;
     return reply;
   }
+  if (cmd == "promote") return ControlPromote(request);
   return {{"ok", false}, {"error", "unknown command"}};
+}
+
+nlohmann::json Server::ControlPromote(const nlohmann::json& request) {
+  const std::string source = request.value("source", "");
+  const bool force = request.value("force", false);
+  common::Result<SourceStore*> store = registry_.Existing(source);
+  if (!store.ok()) return PromoteOutcomeJson(source, "", force, store.status());
+  common::Result<PromoteResult> result = (*store)->Promote(force);
+  if (result.ok() && result->refused.empty()) {
+    if (!result->already) {
+      LogSource(LogLevel::kNotice, source,
+                "promoted at epoch " + std::to_string(result->epoch) + ": the image holds seq " +
+                    std::to_string(result->promoted_seq) + (force ? " (forced)" : ""));
+    }
+    RefuseSource(source, {common::WireError::kStaleEpoch, (*store)->FencedMessage()});
+  }
+  return PromoteOutcomeJson(source, (*store)->dir() + "/image", force, result);
+}
+
+std::vector<std::shared_ptr<Connection>> Server::LiveConnections() {
+  std::vector<std::shared_ptr<Connection>> live;
+  std::lock_guard<std::mutex> lock(conns_mu_);
+  for (auto& w : conns_) {
+    if (auto c = w.lock()) live.push_back(std::move(c));
+  }
+  return live;
+}
+
+void Server::RefuseSource(const std::string& source_id, const Refusal& refusal) {
+  for (auto& c : LiveConnections()) c->RefuseIfSource(source_id, refusal);
 }
 
 void Server::Accept(asio::ip::tcp::acceptor& acceptor) {
@@ -131,14 +163,7 @@ void Server::StopOnStrand() {
   boost::system::error_code ec;
   signals_.cancel(ec);
   for (auto& a : acceptors_) a->close(ec);
-  std::vector<std::shared_ptr<Connection>> live;
-  {
-    std::lock_guard<std::mutex> lock(conns_mu_);
-    for (auto& w : conns_) {
-      if (auto c = w.lock()) live.push_back(std::move(c));
-    }
-  }
-  for (auto& c : live) c->Shutdown();
+  for (auto& c : LiveConnections()) c->Shutdown();
   // Connections end by themselves once their ERROR is out; a stuck one cannot hold us.
   WaitDrained(std::chrono::steady_clock::now() + std::chrono::seconds(5));
 }

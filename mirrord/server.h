@@ -56,6 +56,10 @@ class Server {
   void StopOnStrand();
   void WaitDrained(std::chrono::steady_clock::time_point deadline);
   nlohmann::json Control(const nlohmann::json& request);
+  nlohmann::json ControlPromote(const nlohmann::json& request);
+  // Sends `refusal` to every connection of `source_id` and closes them.
+  void RefuseSource(const std::string& source_id, const Refusal& refusal);
+  std::vector<std::shared_ptr<Connection>> LiveConnections();
 
   const MirrordConfig config_;
   boost::asio::io_context io_;  // declared first: destroyed last

@@ -99,6 +99,13 @@ Status SourceStore::Recover(std::string* note) {
   volume_id_ = state_.volume_id;
   resync_active_ = state_.resync_active;
   resync_until_ = state_.resync_until;
+  promoted_ = state_.promoted;
+  promoted_seq_ = state_.promoted_seq;
+  if (state_.promoted) {
+    fenced_message_ = "fenced: promoted at epoch " + std::to_string(state_.epoch) +
+                      " (image at seq " + std::to_string(state_.promoted_seq) + ")";
+    *note += "; promoted at epoch " + std::to_string(state_.epoch) + " (takes no more records)";
+  }
   if (resync_active_) *note += "; resync in progress (the image is not consistent)";
   log_bytes_ = log_->total_bytes();
   log_segments_ = log_->segment_count();
@@ -163,6 +170,10 @@ Result<SessionInfo> SourceStore::StartSession(
   SourceState next = state_;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (!fenced_message_.empty()) {
+      *refusal = {WireError::kStaleEpoch, fenced_message_};
+      return Status::Mismatch(refusal->message);
+    }
     if (!volume_id_.empty() && volume_id_ != volume_id) {
       *refusal = {WireError::kProtocol, "source '" + source_id_ + "' mirrors volume '" +
                                             volume_id_ + "', not '" + volume_id + "'"};
@@ -208,6 +219,10 @@ void SourceStore::EndSession(uint64_t token) {
 ReceiveResult SourceStore::Receive(uint64_t token, std::string_view records, uint32_t count) {
   ReceiveResult result;
   std::lock_guard<std::mutex> lock(mu_);
+  if (!fenced_message_.empty()) {
+    result.error = Refusal{WireError::kStaleEpoch, fenced_message_};
+    return result;
+  }
   if (token != session_token_) {
     result.error = Refusal{WireError::kProtocol, "replaced by a newer connection of the source"};
     return result;
@@ -397,6 +412,8 @@ StoreStats SourceStore::Stats() const {
   st.last_error = last_error_;
   st.resync_active = resync_active_;
   st.resync_until = resync_until_;
+  st.promoted = promoted_;
+  st.promoted_seq = promoted_seq_;
   return st;
 }
 

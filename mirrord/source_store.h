@@ -26,6 +26,14 @@
 // before the state file names the new seqs, so a crash at any point leaves either the
 // old log with the old state, or no log (a new, empty one continues after applied_seq).
 //
+// Promote (docs/operations.md): the image becomes a primary. Every record received is
+// made durable and applied, the epoch raised, the state file says promoted (with the
+// last seq the image holds) and the image root gets the volume id and the new epoch
+// (common/volume_attrs.h). From then on every session, record and sync is refused with
+// stale-epoch "fenced: promoted at epoch N (image at seq S)". It refuses, unless forced,
+// while the image cannot be consistent: before any source connected, during a resync
+// (a baseline is one), or after the store broke; forced, it says what may be missing.
+//
 // Image queries (ImageManifest, ImageSums) first apply through the given seq, as Sync
 // does, then read the image under the apply lock, so what they see is exactly the image
 // at that seq.
@@ -111,6 +119,8 @@ struct StoreStats {
   std::string last_error;
   bool resync_active = false;  // the image is not consistent (see state_file.h)
   uint64_t resync_until = 0;   // 0 until RESYNC_DONE came
+  bool promoted = false;       // the image is a primary: nothing more is applied
+  uint64_t promoted_seq = 0;
 };
 
 // What Resync did, for the log.
@@ -119,6 +129,16 @@ struct ResyncInfo {
   uint64_t received_seq = 0;  // before: records in (applied_seq, received_seq] were dropped
   uint64_t next_seq = 0;      // the stream restarts here: received = durable = applied = next - 1
   std::string cleared_error;  // an earlier apply failure that the dropped records caused
+};
+
+// What Promote did. `refused` non-empty: nothing changed, and it says why (without force).
+struct PromoteResult {
+  std::string refused;
+  bool already = false;               // promoted before: nothing changed
+  uint64_t epoch = 0;                 // the raised epoch
+  uint64_t promoted_seq = 0;          // the last record the image holds
+  uint64_t received_seq = 0;          // the last record received
+  std::vector<std::string> warnings;  // forced: what may be missing or wrong
 };
 
 // What an image query gives. `refusal` set: applying the records before it failed, as a
@@ -196,6 +216,12 @@ class SourceStore {
   // symlink in any component, none as the last one).
   SumsAnswer ImageSums(uint64_t through_seq, const std::string& path, uint32_t block_size);
 
+  // See above. Blocks (flush, apply, fsyncs). Error: it failed part way (nothing was
+  // promoted; the store may be broken, as after a failed Sync).
+  common::Result<PromoteResult> Promote(bool force);
+  // The refusal every session of a promoted store gets; empty when not promoted.
+  std::string FencedMessage() const;
+
   StoreStats Stats() const;
 
  private:
@@ -217,6 +243,9 @@ class SourceStore {
   common::Result<uint64_t> SyncLocked(uint64_t cp_seq, Refusal* refusal,
                                       bool* resync_ended);  // apply_mu_ held
   common::Status EndResyncIfApplied(bool* ended);           // apply_mu_ held
+  // Promote's steps; apply_mu_ held.
+  std::vector<std::string> PromoteBlockers() const;
+  uint64_t ApplyAllForPromote(bool force, PromoteResult* result);
   // Resync's steps; apply_mu_ and log_mu_ held.
   common::Status DropLogLocked();
   common::Status OpenLogLocked(uint64_t next_seq);
@@ -261,6 +290,11 @@ class SourceStore {
   std::string last_error_;                                            // guarded by mu_
   common::WireError last_error_code_ = common::WireError::kInternal;  // guarded by mu_
   uint64_t log_bytes_ = 0, log_segments_ = 0;                         // guarded by mu_
+  // Not empty once promoted (or while a promote runs): every session, record and sync
+  // is refused with it.
+  std::string fenced_message_;  // guarded by mu_
+  bool promoted_ = false;       // guarded by mu_ (copy of state_.promoted)
+  uint64_t promoted_seq_ = 0;   // guarded by mu_ (copy of state_.promoted_seq)
   bool resync_active_ = false;  // guarded by mu_ (copy of state_.resync_active)
   uint64_t resync_until_ = 0;   // guarded by mu_ (copy of state_.resync_until)
 

@@ -32,6 +32,8 @@ Status SourceStore::StoreState(const SourceState& state) {
   applied_seq_ = state.applied_seq;
   resync_active_ = state.resync_active;
   resync_until_ = state.resync_until;
+  promoted_ = state.promoted;
+  promoted_seq_ = state.promoted_seq;
   while (!arrivals_.empty() && arrivals_.front().first <= applied_seq_) arrivals_.pop_front();
   return Status::Ok();
 }
@@ -45,6 +47,10 @@ Result<uint64_t> SourceStore::SyncLocked(uint64_t cp_seq, Refusal* refusal, bool
   if (resync_ended != nullptr) *resync_ended = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (!fenced_message_.empty()) {
+      *refusal = {WireError::kStaleEpoch, fenced_message_};
+      return Status::Aborted(refusal->message);
+    }
     if (cp_seq > received_seq_) {
       *refusal = {WireError::kProtocol, "sync through seq " + std::to_string(cp_seq) +
                                             ", but only seq " + std::to_string(received_seq_) +

@@ -19,6 +19,7 @@ int StatusExitCode(const nlohmann::json& sources, double max_lag_seconds) {
   for (const nlohmann::json& s : sources) {
     const std::string state = s.value("state", "");
     if (state == "broken") return kStatusBroken;
+    if (state == "promoted") code = kStatusLagging;  // served elsewhere now: not mirrored
     if (!s.value("connected", false) || s.value("resync", false)) code = kStatusLagging;
     if (max_lag_seconds >= 0 && s.value("lag_seconds", 0.0) > max_lag_seconds) {
       code = kStatusLagging;
@@ -41,6 +42,10 @@ std::string FormatStatusText(const nlohmann::json& sources) {
     out += "  memory: " + num("memory_used_bytes") + "/" + num("memory_capacity_bytes") +
            " bytes  log: " + num("log_bytes") + " bytes in " + num("log_segments") + " segments\n";
     out += "  image: " + s.value("image", "") + "\n";
+    if (s.value("promoted", false)) {
+      out += "  promoted: the image is a primary since seq " + num("promoted_seq") + " (epoch " +
+             num("epoch") + "); the old source is fenced\n";
+    }
     if (s.value("resync", false)) {
       const uint64_t until = s.value("resync_until_seq", uint64_t{0});
       out += "  resync: in progress, the image is not consistent" +

@@ -64,6 +64,16 @@ Result<common::SourceRecord> StoreRegistry::Lookup(std::string_view source_id) {
   return rec;
 }
 
+Result<SourceStore*> StoreRegistry::Existing(const std::string& source_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (entries_.find(source_id) == entries_.end() &&
+      (!ValidSourceId(source_id) ||
+       !std::filesystem::exists(config_.state_dir + "/" + source_id + "/" + kStateFileName))) {
+    return Status::NotFound("no source '" + source_id + "' in " + config_.state_dir);
+  }
+  return OpenLocked(source_id);
+}
+
 Result<SourceStore*> StoreRegistry::GetOrOpen(const std::string& source_id) {
   std::lock_guard<std::mutex> lock(mu_);
   return OpenLocked(source_id);
@@ -107,14 +117,20 @@ nlohmann::json StoreRegistry::StatusJson() const {
     j["log_bytes"] = st.log_bytes;
     j["log_segments"] = st.log_segments;
     j["image"] = st.dir + "/image";
-    j["state"] = st.broken          ? "broken"
+    j["state"] = st.promoted        ? "promoted"
+                 : st.broken        ? "broken"
                  : st.resync_active ? "resync"
                  : e.connected      ? "connected"
                                     : "disconnected";
+    j["role"] = st.promoted ? "primary" : "destination";
+    j["promoted"] = st.promoted;
+    j["promoted_seq"] = st.promoted_seq;
     j["resync"] = st.resync_active;
     j["resync_until_seq"] = st.resync_until;
-    j["healthy"] = !st.broken && !st.resync_active && e.connected;
-    j["unhealthy_reason"] = st.broken          ? "store failed: see last_error"
+    j["healthy"] = !st.promoted && !st.broken && !st.resync_active && e.connected;
+    j["unhealthy_reason"] = st.promoted
+                                ? "promoted: the image is a primary and is no longer mirrored"
+                            : st.broken        ? "store failed: see last_error"
                             : st.resync_active ? "resync in progress: the image is not consistent"
                             : e.connected      ? ""
                                                : "source not connected";

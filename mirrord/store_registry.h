@@ -36,6 +36,10 @@ class StoreRegistry {
   // The store of an authenticated source, opened (and created) if needed.
   common::Result<SourceStore*> GetOrOpen(const std::string& source_id);
 
+  // The store of a source that exists (open, or with a state file in STATE_DIR); NotFound
+  // otherwise. Never creates one (for promote).
+  common::Result<SourceStore*> Existing(const std::string& source_id);
+
   // Connection state for status. A connection marks itself with its session token;
   // only the current one can mark the source disconnected.
   void SetConnected(const std::string& source_id, uint64_t token, std::string peer);

@@ -257,6 +257,15 @@ void AddMirrorRows(const json& m, Rows& rows) {
       !m["last_error"].get<std::string>().empty()) {
     rows.emplace_back("mirror error", FormatValue(m["last_error"]));
   }
+  if (m.contains("fenced") && m["fenced"].is_object()) {
+    const json& f = m["fenced"];
+    rows.emplace_back("mirror fenced",
+                      "promoted at epoch " + FormatValue(f.value("epoch", json(0))) +
+                          " with the image at seq " +
+                          FormatValue(f.value("promoted_seq", json(0))) + "; " +
+                          FormatValue(f.value("only_here_records", json(0))) +
+                          " records after it are only here (failback: docs/operations.md)");
+  }
   if (m.contains("resync") && m["resync"].is_object()) {
     const json& r = m["resync"];
     auto num = [&r](const char* key) {

@@ -103,7 +103,7 @@ common::Result<std::unique_ptr<MountRuntime>> MountRuntime::Start(const MountOpt
     // Not started yet (threads come in Serve): until it connects, its durable seq is 0
     // and the consistency point below frees nothing mirrord may still need.
     ReplicationIdentity id{config.source_id, rt->volume_id_, rt->journal_->identity().epoch,
-                           config.journal_path + ".out-of-sync"};
+                           config.journal_path + ".out-of-sync", config.journal_path + ".fenced"};
     rt->mirror_ = std::make_unique<ReplicationClient>(*rt->journal_, config.mirror, id);
     rt->checkpointer_->AttachMirror(rt->mirror_.get());
     // A journal newer than BACKING's data: mirrord's image needs all of it first.

@@ -50,6 +50,23 @@ ReplicationClient::~ReplicationClient() { Stop(); }
 
 void ReplicationClient::Start() {
   if (thread_.joinable()) return;
+  auto fence = ReadFenceFile(identity_.fence_file);
+  if (!fence.ok() || fence->has_value()) {
+    const std::string what = fence.ok() ? (*fence)->message : "unreadable " + identity_.fence_file;
+    Log(LogLevel::kError, "mirror: fenced earlier (" + what + "; see " + identity_.fence_file +
+                              "): nothing is shipped to " + config_.target +
+                              "; the journal keeps every change (failback: "
+                              "docs/operations.md)");
+    {
+      std::lock_guard lock(mu_);
+      link_ = LinkState::kFenced;
+      last_error_ = what;
+      if (fence.ok()) fence_ = **fence;
+    }
+    // The loop runs (Notify and Sync post to it) but never connects.
+    thread_ = std::thread([this] { Run(); });
+    return;
+  }
   if (std::string why = ReadResyncMarker(identity_.out_of_sync_marker); !why.empty()) {
     Log(LogLevel::kNotice,
         "mirror: " + why + "; a resync runs once connected to " + config_.target);
@@ -171,6 +188,7 @@ void ReplicationClient::OnSessionEnded(LinkState next, const std::string& why, b
     last_error_ = why;
   }
   acked_.notify_all();
+  if (next == LinkState::kFenced) RecordFence(why);
   if (next != LinkState::kDisconnected && next != LinkState::kRefused) {
     Log(LogLevel::kError, std::string("mirror: ") + LinkStateName(next) + ": " + why +
                               "; nothing more is shipped to " + config_.target +
@@ -194,6 +212,16 @@ void ReplicationClient::OnSessionEnded(LinkState next, const std::string& why, b
   loop_->reconnect.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) Connect();
   });
+}
+
+void ReplicationClient::RecordFence(const std::string& why) {
+  FenceInfo info = ParseFenceMessage(why);
+  if (common::Status s = WriteFenceFile(identity_.fence_file, info); !s.ok()) {
+    Log(LogLevel::kError,
+        "mirror: " + s.ToString() + " (a remount will connect and be fenced again)");
+  }
+  std::lock_guard lock(mu_);
+  fence_ = std::move(info);
 }
 
 bool ReplicationClient::RestartPending() const {
@@ -334,6 +362,7 @@ ReplicationClient::Stats ReplicationClient::stats() const {
   s.resync_active = resync_active_;
   s.resync_reason = resync_reason_;
   s.resync = resync_progress_;
+  s.fence = fence_;
   return s;
 }
 

@@ -7,7 +7,8 @@
 //   (applied) update the acknowledged seqs and wake whoever waits for them.
 // A broken link (refusal, reset, no answer for kDeadAfter) closes the connection; the
 // next one is tried after a backoff (kMinBackoff doubling up to kMaxBackoff) and resumes
-// where mirrord says. A refusal for a stale epoch fences the mount: no more attempts.
+// where mirrord says. A refusal for a stale epoch fences the mount: no more attempts, the
+// fence file (fence_file.h) is written, and a remount that finds it does not connect.
 //
 // Writers (AwaitWriter, after their change is made and their locks are released) wait as
 // the mode says: sync until mirrord received their record, durable until it is on
@@ -33,12 +34,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include "common/journal.h"
 #include "common/manifest.h"
 #include "common/status.h"
+#include "mirrorfs/fence_file.h"
 #include "mirrorfs/mount_config.h"
 #include "mirrorfs/resync.h"
 
@@ -56,6 +59,9 @@ struct ReplicationIdentity {
   // A file whose existence means the mirror is out of sync (its text says why); kept
   // beside the journal so that a remount knows.
   std::string out_of_sync_marker;
+  // The fence file (fence_file.h), also beside the journal: once mirrord fenced this
+  // mount, it ships nothing more, also after a remount.
+  std::string fence_file;
 };
 
 class ReplicationClient final : public ResyncLink {
@@ -76,6 +82,7 @@ class ReplicationClient final : public ResyncLink {
     bool resync_active = false;  // a resync (or baseline) is running
     std::string resync_reason;   // why the mirror needs / needed one
     ResyncProgress resync;       // its progress (the last one's after it ended)
+    std::optional<FenceInfo> fence;  // set once fenced: where the promoted image stopped
   };
 
   // `journal` must outlive the client.
@@ -154,6 +161,7 @@ class ReplicationClient final : public ResyncLink {
   void OnSent(uint64_t seq);
   void OnReceivedEndOffset(uint64_t end_offset);
   void OnSessionEnded(LinkState next, const std::string& why, bool was_streaming);
+  void RecordFence(const std::string& why);  // writes the fence file
   void Connect();              // a new Session (loop thread)
   void ShipOnLoop();           // Notify's work (loop thread)
   // Resync: whether one is pending (the marker), its start (loop thread), its run
@@ -206,6 +214,7 @@ class ReplicationClient final : public ResyncLink {
   bool resync_active_ = false;               // guarded by mu_
   std::string resync_reason_;                // guarded by mu_
   ResyncProgress resync_progress_;           // guarded by mu_
+  std::optional<FenceInfo> fence_;           // guarded by mu_
 
   std::string backing_;  // set by EnableResync; empty: no resync
   Resyncer::Freeze freeze_;

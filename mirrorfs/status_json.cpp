@@ -12,7 +12,21 @@ namespace mirror::fs {
 
 namespace {
 
-nlohmann::json MirrorStatus(const ReplicationClient::Stats& st, const MirrorConfig& config) {
+// Where the promoted image stopped, and how many of our records it never got.
+nlohmann::json FenceStatus(const std::optional<FenceInfo>& fence, uint64_t last_seq) {
+  if (!fence) return nullptr;
+  nlohmann::json f = {{"epoch", fence->epoch},
+                      {"promoted_seq", fence->promoted_seq},
+                      {"message", fence->message},
+                      {"time", fence->time}};
+  f["only_here_records"] = fence->promoted_seq > 0 && last_seq > fence->promoted_seq
+                               ? last_seq - fence->promoted_seq
+                               : 0;
+  return f;
+}
+
+nlohmann::json MirrorStatus(const ReplicationClient::Stats& st, const MirrorConfig& config,
+                            uint64_t last_seq) {
   nlohmann::json m;
   m["target"] = config.target;
   m["mode"] = AckModeName(config.mode);
@@ -36,6 +50,7 @@ nlohmann::json MirrorStatus(const ReplicationClient::Stats& st, const MirrorConf
   } else if (!st.resync_reason.empty() && st.link != LinkState::kConnected) {
     m["link"] = "out-of-sync";
   }
+  m["fenced"] = FenceStatus(st.fence, last_seq);
   m["resync_reason"] = st.resync_reason;
   if (st.resync_active || !st.resync.phase.empty()) {
     const ResyncFigures f = FiguresOf(st.resync);
@@ -97,7 +112,8 @@ nlohmann::json BuildStatus(const StatusSources& s) {
   j["volume_id"] = s.volume_id;
   j["backing"] = s.backing;
   j["mountpoint"] = s.mountpoint;
-  j["mirror"] = ms ? MirrorStatus(*ms, *s.mirror_config) : nlohmann::json(nullptr);
+  j["mirror"] =
+      ms ? MirrorStatus(*ms, *s.mirror_config, js.last_assigned_seq) : nlohmann::json(nullptr);
   j["last_seq"] = js.last_assigned_seq;
   j["cp_seq"] = cp.cp_seq;
   j["freed_seq"] = cp.freed_seq;
