@@ -185,6 +185,9 @@ std::string ServerHandshake::OnAuth(const AuthMsg& auth) {
                                          "' failed to prove it knows the secret"));
   }
   // Fencing is told only to a source that proved itself.
+  if (!source_.fenced_message.empty()) {
+    return Fail(WireError::kStaleEpoch, Status::Mismatch(source_.fenced_message));
+  }
   if (hello_.epoch < source_.epoch) {
     return Fail(WireError::kStaleEpoch,
                 Status::Mismatch("fenced: promoted at epoch " + std::to_string(source_.epoch) +

@@ -82,6 +82,9 @@ struct SourceRecord {
   uint64_t epoch = 0;  // the stored (highest seen) epoch
   uint64_t durable_seq = 0;
   uint64_t applied_seq = 0;
+  // Not empty once the source's image was promoted: every authenticated HELLO, of any
+  // epoch, is refused with it (stale-epoch).
+  std::string fenced_message;
 };
 // Returns the source's record, Status::NotFound for an unknown source (answered with
 // kUnknownSource), or another error (answered with kInternal). Called once, on HELLO.

@@ -60,6 +60,7 @@ Result<common::SourceRecord> StoreRegistry::Lookup(std::string_view source_id) {
     rec.epoch = st.epoch;
     rec.durable_seq = st.durable_seq;
     rec.applied_seq = st.applied_seq;
+    rec.fenced_message = it->second.store->FencedMessage();
   }
   return rec;
 }

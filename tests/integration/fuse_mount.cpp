@@ -311,11 +311,12 @@ std::unique_ptr<FuseMount> FuseMount::Start(const MountOptions& options, std::st
     return nullptr;
   }
   m->root_ = tmpl;
-  m->backing_ = m->root_ + "/backing";
+  m->backing_ = options.backing.empty() ? m->root_ + "/backing" : options.backing;
   m->mountpoint_ = m->root_ + "/mnt";
   m->stderr_path_ = m->root_ + "/daemon.stderr";
   // Other uids (65534) must be able to reach the mountpoint and its siblings.
-  if (chmod(m->root_.c_str(), 0755) != 0 || mkdir(m->backing_.c_str(), 0755) != 0 ||
+  if (chmod(m->root_.c_str(), 0755) != 0 ||
+      (options.backing.empty() && mkdir(m->backing_.c_str(), 0755) != 0) ||
       mkdir(m->mountpoint_.c_str(), 0755) != 0) {
     *error = "preparing " + m->root_ + ": " + strerror(errno);
     return nullptr;  // destructor removes the temp dir

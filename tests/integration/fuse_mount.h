@@ -37,6 +37,7 @@ struct MountOptions {
   std::string binary;                  // path of the FUSE program
   FsKind kind = FsKind::kPassthroughLl;
   std::vector<std::string> fs_opts;    // joined into one -o list, e.g. {"allow_other"}
+  std::string backing;  // BACKING to serve; empty: a fresh root()/backing (never removed else)
   std::chrono::milliseconds mount_timeout{10000};
   std::chrono::milliseconds stop_timeout{5000};  // SIGTERM -> SIGKILL grace
 };
@@ -57,7 +58,7 @@ class FuseMount {
   FuseMount& operator=(const FuseMount&) = delete;
 
   const std::string& root() const { return root_; }          // temp dir (mode 0755)
-  const std::string& backing() const { return backing_; }    // root()/backing
+  const std::string& backing() const { return backing_; }    // root()/backing, or options'
   const std::string& mountpoint() const { return mountpoint_; }  // root()/mnt
   pid_t pid() const { return pid_; }
   FsKind kind() const { return kind_; }

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -58,6 +59,13 @@ int RunCommand(const std::vector<std::string>& argv, std::string* out, int timeo
   waitpid(pid, &status, 0);
   if (timed_out) return -2;
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string MirrorRig::VolumeId() const {
+  char volume[128] = {};
+  ssize_t n =
+      getxattr(mount_->backing().c_str(), "trusted.mirrorfs.volume_id", volume, sizeof(volume) - 1);
+  return n > 0 ? std::string(volume, static_cast<size_t>(n)) : "";
 }
 
 bool MirrorRig::Start(const RigOptions& o, std::string* error) {

@@ -49,6 +49,9 @@ class MirrorRig {
   std::string state_dir() const { return dir_ + "/state"; }
   std::string image() const { return state_dir() + "/" + kRigSource + "/image"; }
   std::string mirrord_log() const { return dir_ + "/mirrord.log"; }
+  std::string secret_file() const { return dir_ + "/secret"; }
+  // BACKING's volume id (trusted.mirrorfs.volume_id), "" without one.
+  std::string VolumeId() const;
   uint16_t port() const { return port_; }
 
   // Restarts mirrord on the same port and state dir (after Kill9 or Terminate).

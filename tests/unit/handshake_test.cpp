@@ -25,7 +25,7 @@ SourceLookup OneSource(std::string secret, uint64_t epoch = 3, uint64_t durable 
                        uint64_t applied = 40) {
   return [=](std::string_view id) -> Result<SourceRecord> {
     if (id != "host-a") return Status::NotFound("no source " + std::string(id));
-    return SourceRecord{secret, epoch, durable, applied};
+    return SourceRecord{secret, epoch, durable, applied, ""};
   };
 }
 
@@ -201,6 +201,22 @@ TEST_CASE("StaleEpochIsFenced") {
   CHECK(s.client.error_code() == WireError::kStaleEpoch);
   CHECK(s.client.error().code() == Code::kMismatch);
   CHECK(s.client.error().message().find("fenced: promoted at epoch 5") != std::string::npos);
+}
+
+TEST_CASE("APromotedSourceIsFencedWhateverItsEpochWithThePromotesMessage") {
+  for (uint64_t epoch : {1, 2, 3}) {
+    SourceLookup promoted = [](std::string_view) -> Result<SourceRecord> {
+      SourceRecord r{kSecret, 2, 10, 10, ""};
+      r.fenced_message = "fenced: promoted at epoch 2 (image at seq 10)";
+      return r;
+    };
+    Session s(kSecret, promoted, epoch);
+    s.RunToReply();
+    CHECK(s.server.state() == HandshakeState::kFailed);
+    const ErrorMsg err = AsError(Wire(s.reply));
+    CHECK(err.code == WireError::kStaleEpoch);
+    CHECK(err.message == "fenced: promoted at epoch 2 (image at seq 10)");
+  }
 }
 
 TEST_CASE("StaleEpochWithWrongSecretLearnsNothingAboutFencing") {
