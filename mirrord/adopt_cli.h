@@ -22,7 +22,7 @@ inline constexpr int kAdoptFailed = 3;
 
 // The lines for mirrord's usage text (main.cpp prints them with the others).
 inline constexpr const char* kAdoptUsage =
-    "  mirrord adopt SOURCE [DIR] [--state-dir DIR] [--journal JOURNAL] [--after-seq N]\n"
+    "  mirrord adopt SOURCE [DIR] [--journal JOURNAL] [--after-seq N] [--state-dir SD]\n"
     "                [--json]\n";
 // What `mirrord adopt --help` adds below the usage line.
 inline constexpr const char* kAdoptHelp =
@@ -31,7 +31,7 @@ inline constexpr const char* kAdoptHelp =
     "without DIR, this machine's promoted store becomes a destination again.\n"
     "--journal names the old mirrorfs journal: the records the promoted side never got\n"
     "(after --after-seq N, or after the promoted_seq of JOURNAL.fenced) are listed in\n"
-    "STATE_DIR/SOURCE/saved/TIME/report.txt with copies of their paths, and the journal\n"
+    "SD/SOURCE/saved/TIME/report.txt with copies of their paths, and the journal\n"
     "is renamed to JOURNAL.adopted-TIME. mirrord must not be serving SOURCE.\n"
     "adopt exits 0 done, 1 usage error, 2 refused (says why), 3 failed (I/O, no store).\n";
 
