@@ -1,0 +1,171 @@
+#include "mirrord/adopt_cli.h"
+
+#include <iostream>
+
+#include "common/config_units.h"
+#include "mirrord/config.h"
+
+namespace mirror::d {
+
+using common::Result;
+using common::Status;
+
+namespace {
+
+// Takes the value of `--name VALUE` or `--name=VALUE` at args[*i]; false if args[*i] is
+// not that option. A missing value is an error.
+Result<bool> TakeValue(const std::vector<std::string>& args, size_t* i, const std::string& name,
+                       std::string* out) {
+  const std::string& a = args[*i];
+  if (a == name) {
+    if (*i + 1 >= args.size()) return Status::InvalidArgument(name + " needs a value");
+    *out = args[++*i];
+    return true;
+  }
+  if (a.rfind(name + "=", 0) == 0) {
+    *out = a.substr(name.size() + 1);
+    return true;
+  }
+  return false;
+}
+
+std::string NextSteps(const AdoptRequest& req, const AdoptResult& r) {
+  std::string out = "next:\n";
+  out += "  1. start mirrord here (mirrord serve ... --state-dir " + req.state_dir + ")\n";
+  out += "  2. on the promoted side, mount its mirrorfs with -o mirror=THIS_HOST:PORT,source_id=" +
+         req.source_id + "\n     (its resync sends only the differences into " + r.image + ")\n";
+  out +=
+      "  3. to switch roles back later: at a clean point, stop the promoted side's clients,\n"
+      "     unmount its mirrorfs, `mirrord promote " +
+      req.source_id + "` here, mount mirrorfs over " + r.image + "\n";
+  return out;
+}
+
+}  // namespace
+
+Result<AdoptRequest> ParseAdoptArgs(const std::vector<std::string>& args, bool* json, bool* help) {
+  AdoptRequest req;
+  req.state_dir = kDefaultStateDir;
+  *json = false;
+  *help = false;
+  std::vector<std::string> positional;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string v;
+    const std::string& a = args[i];
+    if (a == "-h" || a == "--help") {
+      *help = true;
+      return req;
+    }
+    if (a == "--json") {
+      *json = true;
+      continue;
+    }
+    MIRROR_ASSIGN_OR_RETURN(bool state_dir, TakeValue(args, &i, "--state-dir", &v));
+    if (state_dir) {
+      if (v.empty()) return Status::InvalidArgument("--state-dir is empty");
+      req.state_dir = v;
+      continue;
+    }
+    MIRROR_ASSIGN_OR_RETURN(bool journal, TakeValue(args, &i, "--journal", &v));
+    if (journal) {
+      if (v.empty()) return Status::InvalidArgument("--journal is empty");
+      req.journal = v;
+      continue;
+    }
+    MIRROR_ASSIGN_OR_RETURN(bool after, TakeValue(args, &i, "--after-seq", &v));
+    if (after) {
+      Result<uint64_t> n = common::ParseUint(v);
+      if (!n.ok())
+        return Status::InvalidArgument("--after-seq takes a sequence number, not '" + v + "'");
+      req.after_seq = *n;
+      continue;
+    }
+    if (!a.empty() && a[0] == '-') return Status::InvalidArgument("unknown option '" + a + "'");
+    positional.push_back(a);
+  }
+  if (positional.empty()) return Status::InvalidArgument("missing SOURCE");
+  if (positional.size() > 2) {
+    return Status::InvalidArgument("unexpected argument '" + positional[2] + "'");
+  }
+  req.source_id = positional[0];
+  if (!ValidSourceId(req.source_id)) {
+    return Status::InvalidArgument("'" + req.source_id + "' is not a valid source id");
+  }
+  if (positional.size() == 2) {
+    if (positional[1].empty()) return Status::InvalidArgument("DIR is empty");
+    req.dir = positional[1];
+  }
+  if (req.after_seq && !req.journal) {
+    return Status::InvalidArgument("--after-seq needs --journal");
+  }
+  return req;
+}
+
+std::string FormatAdoptText(const AdoptRequest& req, const AdoptResult& r) {
+  std::string out = "adopted source '" + req.source_id + "': store " + r.store + ", image " +
+                    r.image + ", epoch " + std::to_string(r.epoch) + ", not promoted\n";
+  if (r.report) {
+    out += "report: " + *r.report + " (" + std::to_string(r.records) + " records" +
+           (r.exact ? "" : ", not exact") + "; " + std::to_string(r.saved_files) +
+           " files saved)\n";
+  } else {
+    out += "report: none (no --journal: nothing was saved)\n";
+  }
+  if (r.journal_moved_to) out += "journal moved to " + *r.journal_moved_to + "\n";
+  for (const std::string& side : r.side_files_moved) out += "  and " + side + "\n";
+  if (r.log_moved_to) {
+    out += "unapplied log moved to " + *r.log_moved_to + " (records a forced promote left)\n";
+  }
+  return out + NextSteps(req, r);
+}
+
+nlohmann::json AdoptJson(const AdoptRequest& req, const AdoptResult& r) {
+  auto or_null = [](const std::optional<std::string>& v) -> nlohmann::json {
+    if (v) return *v;
+    return nullptr;
+  };
+  return {{"source", req.source_id},
+          {"store", r.store},
+          {"image", r.image},
+          {"epoch", r.epoch},
+          {"report", or_null(r.report)},
+          {"records", r.records},
+          {"saved_files", r.saved_files},
+          {"exact", r.exact},
+          {"journal_moved_to", or_null(r.journal_moved_to)},
+          {"saved_dir", or_null(r.saved_dir)},
+          {"log_moved_to", or_null(r.log_moved_to)},
+          {"warnings", r.warnings}};
+}
+
+int AdoptCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  bool json = false, help = false;
+  Result<AdoptRequest> req = ParseAdoptArgs(args, &json, &help);
+  if (help) {
+    out << "usage:\n" << kAdoptUsage << "\n" << kAdoptHelp;
+    return kAdoptDone;
+  }
+  if (!req.ok()) {
+    err << "mirrord: adopt: " << req.status().message() << "\nusage:\n" << kAdoptUsage;
+    return kAdoptUsageError;
+  }
+  AdoptResult r = Adopt(*req);
+  if (r.outcome != AdoptOutcome::kDone) {
+    err << "mirrord: adopt: " << r.error << "\n";
+    return r.outcome == AdoptOutcome::kRefused ? kAdoptRefused : kAdoptFailed;
+  }
+  for (const std::string& w : r.warnings) err << "mirrord: adopt: warning: " << w << "\n";
+  if (json) {
+    out << AdoptJson(*req, r).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+        << "\n";
+  } else {
+    out << FormatAdoptText(*req, r);
+  }
+  return kAdoptDone;
+}
+
+int AdoptCommand(const std::vector<std::string>& args) {
+  return AdoptCommand(args, std::cout, std::cerr);
+}
+
+}  // namespace mirror::d
