@@ -394,6 +394,11 @@ class Adopter {
     if (fenced_) epoch = std::max(epoch, fenced_->epoch);
     if (req_.journal) epoch = std::max(epoch, journal_epoch_ + 1);
     state.epoch = epoch;
+    // The image is not yet the source's: its first session must resync (adopted: WELCOME
+    // says resume_seq 0), and promote refuses it until that resync is applied.
+    state.resync_active = true;
+    state.resync_until = 0;
+    state.adopted = true;
     r_.epoch = epoch;
     if (Status s = WriteStateFile(StatePath(), state); !s.ok()) return Fail(s);
     return true;

@@ -180,7 +180,7 @@ void Connection::OnSessionStarted(common::Result<SessionInfo> info, SourceStore*
   }
   common::WelcomeMsg welcome = std::get<common::WelcomeMsg>(*msg);
   welcome.durable_seq = info->durable_seq;
-  welcome.resume_seq = info->durable_seq + 1;
+  welcome.resume_seq = info->needs_resync ? 0 : info->durable_seq + 1;
   welcome.applied_seq = info->applied_seq;
   welcome.epoch = info->epoch;
   phase_ = Phase::kStreaming;

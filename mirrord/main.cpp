@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/config_units.h"
+#include "mirrord/adopt_cli.h"
 #include "mirrord/cli_args.h"
 #include "mirrord/config.h"
 #include "mirrord/log.h"
@@ -31,6 +32,8 @@ constexpr const char* kUsage =
     "  mirrord status [SOURCE] [--json] [--state-dir DIR] [--max-lag SECONDS]\n"
     "  mirrord promote SOURCE [--state-dir DIR | --config FILE] [--force] [--json]\n"
     "                  [--mountpoint MNT]\n"
+    "  mirrord adopt SOURCE [DIR] [--journal JOURNAL] [--after-seq N] [--state-dir SD]\n"
+    "                [--json]\n"
     "  mirrord --help | --version\n"
     "\n"
     "serve runs in the foreground; SIGTERM or SIGINT stop it cleanly (flush, close).\n"
@@ -39,7 +42,10 @@ constexpr const char* kUsage =
     "older than --max-lag), 2 broken, 3 unknown\n"
     "(daemon not reachable, or no such source).\n"
     "promote makes SOURCE's image a primary (mirrord running or stopped): exits 0 promoted\n"
-    "(or already), 2 refused as not consistent (--force overrides), 3 failed.\n";
+    "(or already), 2 refused as not consistent (--force overrides), 3 failed.\n"
+    "adopt makes DIR (an old source's BACKING) or a promoted image the destination of\n"
+    "SOURCE again (failback), saving first what the journal never shipped: exits 0 done,\n"
+    "2 refused, 3 failed (mirrord adopt --help).\n";
 
 int Usage(const std::string& error) {
   std::cerr << "mirrord: " << error << "\n" << kUsage;
@@ -147,5 +153,6 @@ int main(int argc, char** argv) {
   if (cmd == "serve") return Serve(args);
   if (cmd == "status") return Status(args);
   if (cmd == "promote") return PromoteCommand(args);
+  if (cmd == "adopt") return AdoptCommand(args);
   return Usage("unknown command '" + cmd + "'");
 }

@@ -101,6 +101,7 @@ Status SourceStore::Recover(std::string* note) {
   resync_until_ = state_.resync_until;
   promoted_ = state_.promoted;
   promoted_seq_ = state_.promoted_seq;
+  adopted_ = state_.adopted;
   if (state_.promoted) {
     fenced_message_ = "fenced: promoted at epoch " + std::to_string(state_.epoch) +
                       " (image at seq " + std::to_string(state_.promoted_seq) + ")";
@@ -208,7 +209,7 @@ Result<SessionInfo> SourceStore::StartSession(
   }
   std::lock_guard<std::mutex> lock(mu_);
   on_durable_ = std::move(on_durable);
-  return SessionInfo{session_token_, epoch_, received_seq_, durable_seq_, applied_seq_};
+  return SessionInfo{session_token_, epoch_, received_seq_, durable_seq_, applied_seq_, adopted_};
 }
 
 void SourceStore::EndSession(uint64_t token) {

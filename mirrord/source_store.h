@@ -99,6 +99,9 @@ struct SessionInfo {
   uint64_t received_seq = 0;
   uint64_t durable_seq = 0;
   uint64_t applied_seq = 0;
+  // The image follows no stream of the source (`mirrord adopt` made it; the first
+  // RESYNC ends that): the source must resync, and WELCOME tells it so (resume_seq 0).
+  bool needs_resync = false;
 };
 
 struct StoreStats {
@@ -293,6 +296,7 @@ class SourceStore {
   // Not empty once promoted (or while a promote runs): every session, record and sync
   // is refused with it.
   std::string fenced_message_;  // guarded by mu_
+  bool adopted_ = false;        // guarded by mu_ (copy of state_.adopted)
   bool promoted_ = false;       // guarded by mu_ (copy of state_.promoted)
   uint64_t promoted_seq_ = 0;   // guarded by mu_ (copy of state_.promoted_seq)
   bool resync_active_ = false;  // guarded by mu_ (copy of state_.resync_active)

@@ -34,6 +34,7 @@ Status SourceStore::StoreState(const SourceState& state) {
   resync_until_ = state.resync_until;
   promoted_ = state.promoted;
   promoted_seq_ = state.promoted_seq;
+  adopted_ = state.adopted;
   while (!arrivals_.empty() && arrivals_.front().first <= applied_seq_) arrivals_.pop_front();
   return Status::Ok();
 }

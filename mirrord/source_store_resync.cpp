@@ -77,6 +77,7 @@ Result<ResyncInfo> SourceStore::Resync(uint64_t token, uint64_t next_seq, Refusa
   next.applied_seq = next.replay_through = next_seq - 1;
   next.resync_active = true;
   next.resync_until = 0;
+  next.adopted = false;
   Status stored = WriteStateFile(state_path(), next);
   if (stored.ok()) state_ = next;
   Status opened = OpenLogLocked(state_.applied_seq + 1);
@@ -88,6 +89,7 @@ Result<ResyncInfo> SourceStore::Resync(uint64_t token, uint64_t next_seq, Refusa
     received_seq_ = durable_seq_ = applied_seq_ = state_.applied_seq;
     resync_active_ = state_.resync_active;
     resync_until_ = state_.resync_until;
+    adopted_ = state_.adopted;
     arrivals_.clear();
     if (stored.ok()) {
       last_error_.clear();

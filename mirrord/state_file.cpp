@@ -26,7 +26,7 @@ uint32_t BodyCrc(const Json& body) {
 }
 
 // The resync keys are written only while a resync is active, "promoted_seq" only once
-// promoted (see state_file.h).
+// promoted, "adopted" only while true (see state_file.h).
 Json Body(const SourceState& s, bool with_resync) {
   Json j;
   j["format"] = "mirrord-state";
@@ -42,6 +42,7 @@ Json Body(const SourceState& s, bool with_resync) {
     j["resync_active"] = s.resync_active;
     j["resync_until"] = s.resync_until;
   }
+  if (s.adopted) j["adopted"] = true;
   return j;
 }
 
@@ -129,9 +130,14 @@ Result<SourceState> ReadStateFile(const std::string& path) {
     if (until == nullptr) return bad("key 'resync_until' is missing or not a number");
     s.resync_until = until->get<uint64_t>();
   }
+  if (j.contains("adopted")) {
+    const Json* adopted = field("adopted", Json::value_t::boolean);
+    if (adopted == nullptr || !adopted->get<bool>()) return bad("key 'adopted' is not true");
+    s.adopted = true;
+  }
   const Json* crc = field("crc32c", Json::value_t::number_unsigned);
   if (crc == nullptr) return bad("key 'crc32c' is missing or not a number");
-  const size_t keys = (with_resync ? 11 : 9) + (s.promoted ? 1 : 0);
+  const size_t keys = (with_resync ? 11 : 9) + (s.promoted ? 1 : 0) + (s.adopted ? 1 : 0);
   if (j.size() != keys) {
     return bad("unexpected keys (expected exactly " + std::to_string(keys) + ")");
   }

@@ -26,6 +26,9 @@
 // resyncing is byte for byte what earlier versions wrote; a file without them reads as
 // not resyncing.
 //
+// `mirrord adopt` adds "adopted":true (after the resync keys) until the first RESYNC: the
+// image follows no stream of the source yet. Written only while true.
+//
 // Thread-safety: functions are thread-safe for different paths; the store calls them
 // for its own directory under its apply lock.
 #pragma once
@@ -51,6 +54,9 @@ struct SourceState {
   // The image is not consistent: a resync began and its records are not all applied.
   bool resync_active = false;
   uint64_t resync_until = 0;  // while active: RESYNC_DONE's seq, 0 until it came
+  // Set by `mirrord adopt`: the image follows no stream of the source, so its first
+  // session is told to resync (WELCOME resume_seq 0); the first RESYNC clears it.
+  bool adopted = false;
   friend bool operator==(const SourceState&, const SourceState&) = default;
 };
 

@@ -19,7 +19,8 @@ int StatusExitCode(const nlohmann::json& sources, double max_lag_seconds) {
   for (const nlohmann::json& s : sources) {
     const std::string state = s.value("state", "");
     if (state == "broken") return kStatusBroken;
-    if (state == "promoted") code = kStatusLagging;  // served elsewhere now: not mirrored
+    // A promoted image is served by a mirrorfs over it now: its health is that mount's.
+    if (state == "promoted") continue;
     if (!s.value("connected", false) || s.value("resync", false)) code = kStatusLagging;
     if (max_lag_seconds >= 0 && s.value("lag_seconds", 0.0) > max_lag_seconds) {
       code = kStatusLagging;

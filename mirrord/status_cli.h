@@ -4,7 +4,8 @@
 //   1 lagging/degraded: a selected source is not connected (nothing is mirrored now), is
 //     resyncing (its image is not consistent), or its oldest unapplied record is older
 //     than --max-lag seconds (when given)
-//     or was promoted (its image is a primary now, served elsewhere: nothing is mirrored)
+//   (a promoted source counts as healthy: its image is a primary now, served by a
+//   mirrorfs over it, whose own status tells its health)
 //   2 broken: a selected source's store failed (log write, fsync or apply); see last_error
 //   3 unknown: the daemon is not reachable, or SOURCE is not one of its sources
 //

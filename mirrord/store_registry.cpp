@@ -128,9 +128,10 @@ nlohmann::json StoreRegistry::StatusJson() const {
     j["promoted_seq"] = st.promoted_seq;
     j["resync"] = st.resync_active;
     j["resync_until_seq"] = st.resync_until;
-    j["healthy"] = !st.promoted && !st.broken && !st.resync_active && e.connected;
-    j["unhealthy_reason"] = st.promoted
-                                ? "promoted: the image is a primary and is no longer mirrored"
+    // A promoted image is a primary served by a mirrorfs over it: that mount's status
+    // tells its health, not this store's.
+    j["healthy"] = st.promoted || (!st.broken && !st.resync_active && e.connected);
+    j["unhealthy_reason"] = st.promoted        ? ""
                             : st.broken        ? "store failed: see last_error"
                             : st.resync_active ? "resync in progress: the image is not consistent"
                             : e.connected      ? ""

@@ -165,6 +165,10 @@ bool ReplicationClient::Session::OpenCursor(const common::WelcomeMsg& welcome) {
   std::string why;
   if (client_.ResyncPending(&why)) {
     // the marker says why
+  } else if (resume == 0) {
+    why =
+        "mirrord asks for a resync: its image follows no stream of this source (a "
+        "directory adopted for failback)";
   } else if (resume > js.released_seq + 1) {
     why = "mirrord holds records up to seq " + std::to_string(resume - 1) +
           " but this journal ends at seq " + std::to_string(js.released_seq) +

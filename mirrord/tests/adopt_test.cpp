@@ -18,6 +18,7 @@
 #include "common/journal.h"
 #include "common/volume_attrs.h"
 #include "mirrord/adopt_cli.h"
+#include "mirrord/source_store.h"
 #include "mirrord/state_file.h"
 #include "mirrord/store_lock.h"
 #include "tests/unit/test_util.h"
@@ -155,7 +156,29 @@ TEST_CASE("FailbackSavesWhatFollowsTheFencedSeqAndMakesTheBackingTheImage") {
   CHECK_FALSE(state->promoted);
   CHECK(state->applied_seq == 0);
   CHECK(state->replay_through == 0);
+  // Its first session must resync (WELCOME resume_seq 0), and promote refuses it till then.
+  CHECK(state->resync_active);
+  CHECK(state->resync_until == 0);
+  CHECK(state->adopted);
   CHECK(fs::read_symlink(rig.store + "/image") == fs::canonical(rig.dir));
+  {
+    // What mirrord makes of it: the source is told to resync, and promote refuses.
+    auto store = SourceStore::Open(rig.store, "web1", StoreOptions{});
+    REQUIRE_MESSAGE(store.ok(), store.status().ToString());
+    Refusal refusal;
+    auto session = (*store)->StartSession("V", 2, nullptr, &refusal);
+    REQUIRE_MESSAGE(session.ok(), session.status().ToString());
+    CHECK(session->needs_resync);
+    auto promote = (*store)->Promote(false);
+    REQUIRE(promote.ok());
+    CHECK(promote->refused.find("resync") != std::string::npos);
+    // The source's RESYNC ends "adopted": a reconnect mid-resync continues its stream.
+    REQUIRE((*store)->Resync(session->token, 1, &refusal).ok());
+    CHECK_FALSE(ReadStateFile(rig.store + "/state")->adopted);
+    auto again = (*store)->StartSession("V", 2, nullptr, &refusal);
+    REQUIRE(again.ok());
+    CHECK_FALSE(again->needs_resync);
+  }
 
   json report = ReadJson(rig.Saved() + "/report.json");
   CHECK(report["source"] == "web1");
@@ -382,6 +405,7 @@ TEST_CASE("SwitchBackTurnsThePromotedStoreIntoADestination") {
   CHECK(state->epoch == 3);
   CHECK(state->volume_id == "V");
   CHECK(state->applied_seq == 0);
+  CHECK(state->resync_active);
   CHECK(fs::is_directory(fs::symlink_status(rig.store + "/image")));  // the image stays
   CHECK(ReadFileBytes(rig.store + "/image/d/c") == "C-promoted");
   CHECK_FALSE(Exists(rig.store + "/log"));

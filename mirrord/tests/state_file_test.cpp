@@ -160,3 +160,17 @@ TEST_CASE("StateFileResyncKeysRoundTripAndAreWrittenOnlyWhileActive") {
   CHECK_FALSE(got->resync_active);
   CHECK(got->resync_until == 0);
 }
+
+TEST_CASE("StateFileOfAnAdoptedStoreKeepsTheFlagAndOnlyWhileTrue") {
+  TempDir dir;
+  SourceState adopted = Sample();
+  adopted.resync_active = true;
+  adopted.adopted = true;
+  REQUIRE(WriteStateFile(dir / "state", adopted).ok());
+  auto got = ReadStateFile(dir / "state");
+  REQUIRE_MESSAGE(got.ok(), got.status().ToString());
+  CHECK(*got == adopted);
+  CHECK(ReadFileBytes(dir / "state").find("\"adopted\":true") != std::string::npos);
+  REQUIRE(WriteStateFile(dir / "state", Sample()).ok());
+  CHECK(ReadFileBytes(dir / "state").find("adopted") == std::string::npos);
+}

@@ -58,3 +58,18 @@ TEST_CASE("StatusShowsAResyncAsNotConsistent") {
   CHECK(FormatStatusText(json::array({Source("a", true, "connected")})).find("resync") ==
         std::string::npos);
 }
+
+TEST_CASE("APromotedSourceIsHealthyAndSaysItIsAPrimary") {
+  json promoted = Source("p", false, "promoted");
+  promoted["promoted"] = true;
+  promoted["promoted_seq"] = 812;
+  promoted["epoch"] = 2;
+  CHECK(StatusExitCode(json::array({promoted})) == kStatusHealthy);
+  // Not connected, but promoted: the source is fenced on purpose, nothing lags.
+  CHECK(StatusExitCode(json::array({promoted, Source("b", false, "disconnected")})) ==
+        kStatusLagging);
+  std::string text = FormatStatusText(json::array({promoted}));
+  CHECK(text.find("source p: promoted") != std::string::npos);
+  CHECK(text.find("a primary since seq 812 (epoch 2); the old source is fenced") !=
+        std::string::npos);
+}

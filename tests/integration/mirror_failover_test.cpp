@@ -154,7 +154,8 @@ TEST_CASE("PromoteWithMirrordStoppedAppliesEverythingAndASecondOneIsANoOp") {
   std::string last;
   CHECK_MESSAGE(WaitStatus(rig, "\"state\":\"mirror-fenced\"", &last, 30s), last);
   std::string status;
-  CHECK(d::test::RunStatus({"--state-dir", rig.state_dir(), "--json"}, &status) == 1);
+  // A promoted source is a primary now, not a broken mirror: status stays healthy (0).
+  CHECK(d::test::RunStatus({"--state-dir", rig.state_dir(), "--json"}, &status) == 0);
   CHECK(status.find("\"state\":\"promoted\"") != std::string::npos);
 }
 
