@@ -139,7 +139,7 @@ out=$(timeout "$timeout_s" "${promote[@]}") || rc=$?
 case $rc in
   0) ;;
   2)
-    reason=$(json_get '.error' <<<"$out" || true)
+    reason=$(json_get '.reason' <<<"$out" || true)
     fail "$EX_REFUSED" "mirrord promote refused: ${reason:-$out}"
     ;;
   *) fail "$EX_FAILED" "mirrord promote failed (exit $rc): $out" ;;
