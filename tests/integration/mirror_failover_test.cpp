@@ -160,3 +160,59 @@ TEST_CASE("PromoteWithMirrordStoppedAppliesEverythingAndASecondOneIsANoOp") {
 }
 
 }  // namespace mirror::itest
+
+namespace mirror::itest {
+
+// The example scripts in etc/, run as an admin's script would: their exit codes follow
+// the mirror's state through a failover.
+TEST_CASE("TheExampleScriptsFollowAFailover") {
+  MirrorRig rig;
+  StartRigWithWorkDir(rig, RigOptions{});
+  MountOptions mo;
+  std::string error;
+  REQUIRE_MESSAGE(MountOptionsFromEnv(&mo, &error), error);
+  setenv("MIRRORFS", mo.binary.c_str(), 1);
+  setenv("MIRRORD", MIRRORD_BINARY, 1);
+  const std::string etc = MIRROR_ETC_DIR;
+  const std::string mnt = rig.mount().mountpoint();
+  auto run = [&](std::vector<std::string> argv, std::string* out) {
+    argv.insert(argv.begin(), "/bin/bash");
+    return RunCommand(argv, out, 120);
+  };
+  std::string out;
+  CHECK_MESSAGE(run({etc + "/mirror-check.sh", "--mirrorfs", mnt}, &out) == 0, out);
+  CHECK(out.rfind("MIRROR OK", 0) == 0);
+  auto check_b = [&](std::string* o) {
+    return run({etc + "/mirror-check.sh", "--mirrord", kRigSource, "--state-dir", rig.state_dir()},
+               o);
+  };
+  CHECK_MESSAGE(check_b(&out) == 0, out);
+  // The source is alive: the failover script refuses, even with --yes.
+  CHECK_MESSAGE(run({etc + "/mirror-failover.sh", kRigSource, "--state-dir", rig.state_dir(),
+                     "--settle", "1", "--yes"},
+                    &out) == 2,
+                out);
+
+  kill(rig.mount().pid(), SIGKILL);
+  rig.mount().Stop();
+  CHECK_MESSAGE(check_b(&out) == 1, out);  // the source is not connected: WARNING
+  CHECK_MESSAGE(run({etc + "/mirror-failover.sh", kRigSource, "--state-dir", rig.state_dir(),
+                     "--settle", "1"},
+                    &out) == 2,
+                out);  // a dry run without --yes
+  CHECK_MESSAGE(run({etc + "/mirror-failover.sh", kRigSource, "--state-dir", rig.state_dir(),
+                     "--settle", "1", "--yes"},
+                    &out) == 0,
+                out);
+  CHECK(out.find("mirrorfs " + rig.image()) != std::string::npos);
+  CHECK_MESSAGE(check_b(&out) == 0, out);  // a promoted source is a primary, not a fault
+
+  // The old source returns: fenced, and its check is CRITICAL.
+  REQUIRE_MESSAGE(rig.mount().Restart(&error), error);
+  std::string last;
+  REQUIRE_MESSAGE(WaitStatus(rig, "\"state\":\"mirror-fenced\"", &last, 30s), last);
+  CHECK_MESSAGE(run({etc + "/mirror-check.sh", "--mirrorfs", mnt}, &out) == 2, out);
+  CHECK(out.find("MIRROR CRITICAL") == 0);
+}
+
+}  // namespace mirror::itest
