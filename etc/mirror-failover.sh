@@ -41,32 +41,9 @@ failed, the mount failed, or the mount did not reach state running in time.
 EOF
 }
 
-log() { echo "mirror-failover: $*" >&2; }
-fail() {
-  local code=$1
-  shift
-  log "$*"
-  exit "$code"
-}
-
-# One field of the JSON on stdin ($1: a jq path such as .image); empty if absent.
-json_get() {
-  if command -v jq >/dev/null; then
-    jq -r "$1 | if . == null then empty else tostring end"
-  else
-    python3 -c '
-import json, re, sys
-v = json.load(sys.stdin)
-for key, index in re.findall(r"\.(\w+)|\[(\d+)\]", sys.argv[1]):
-    if key:
-        v = v.get(key) if isinstance(v, dict) else None
-    else:
-        v = v[int(index)] if isinstance(v, list) and int(index) < len(v) else None
-if v is not None:
-    print(str(v).lower() if isinstance(v, bool) else v)
-' "$1"
-  fi
-}
+PROG=mirror-failover
+# shellcheck source=etc/mirror-lib.sh
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/mirror-lib.sh"
 
 # 0 if SOURCE is connected to the running mirrord. A stopped mirrord (status exit 3)
 # counts as not connected: promote works on the state dir then.

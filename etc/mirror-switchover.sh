@@ -45,31 +45,9 @@ message says at which step; steps before it stay done).
 EOF
 }
 
-log() { echo "mirror-switchover: $*" >&2; }
-fail() {
-  local code=$1
-  shift
-  log "$*"
-  exit "$code"
-}
-
-json_get() {  # $1: a path like .mirror.link or .sources[0].connected; empty if absent
-  if command -v jq >/dev/null; then
-    jq -r "$1 | if . == null then empty else tostring end"
-  else
-    python3 -c '
-import json, re, sys
-v = json.load(sys.stdin)
-for key, index in re.findall(r"\.(\w+)|\[(\d+)\]", sys.argv[1]):
-    if key:
-        v = v.get(key) if isinstance(v, dict) else None
-    else:
-        v = v[int(index)] if isinstance(v, list) and int(index) < len(v) else None
-if v is not None:
-    print(str(v).lower() if isinstance(v, bool) else v)
-' "$1"
-  fi
-}
+PROG=mirror-switchover
+# shellcheck source=etc/mirror-lib.sh
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/mirror-lib.sh"
 
 # Runs a command on the destination, bounded by the timeout; ssh exits 255 when it
 # cannot connect.
