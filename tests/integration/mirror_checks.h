@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -29,6 +30,17 @@ inline bool WriteWholeFile(const std::string& path, const std::string& data, int
   if (fd < 0) return false;
   bool ok = write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size());
   return close(fd) == 0 && ok;
+}
+
+// Writes n0, n1, ... in `dir` (each "record i\n": create, write, close) until `stop` or an
+// error (the mount died); `written` counts those that returned success.
+inline void WriteNumbered(const std::string& dir, std::atomic<int>* written,
+                          std::atomic<bool>* stop) {
+  for (int i = 0; i < 100000 && !stop->load(); ++i) {
+    const std::string data = "record " + std::to_string(i) + "\n";
+    if (!WriteWholeFile(dir + "/n" + std::to_string(i), data)) return;
+    written->store(i + 1);
+  }
 }
 
 // Polls `mirrorfs status --json` (bounded by `limit`) until it contains `text`; the last

@@ -115,18 +115,7 @@ TEST_CASE("SyncWritesThatReturnedSurviveTheSourceDying") {
   const std::string dir = rig.mount().mountpoint() + "/w";
   std::atomic<int> written{0};
   std::atomic<bool> stop{false};
-  std::thread writer([&] {
-    for (int i = 0; i < 100000 && !stop.load(); ++i) {
-      const std::string path = dir + "/n" + std::to_string(i);
-      const std::string data = "record " + std::to_string(i) + "\n";
-      int fd = open(path.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
-      if (fd < 0) return;
-      bool ok = write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size());
-      ok = close(fd) == 0 && ok;
-      if (!ok) return;
-      written.store(i + 1);
-    }
-  });
+  std::thread writer([&] { WriteNumbered(dir, &written, &stop); });
   for (int i = 0; i < 500 && written.load() < 200; ++i) std::this_thread::sleep_for(10ms);
   kill(rig.mount().pid(), SIGKILL);  // the source dies while the writer is writing
   stop = true;

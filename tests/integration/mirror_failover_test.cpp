@@ -33,21 +33,6 @@ std::string ReadFile(const std::string& path) {
   return in ? content.str() : "<missing>";
 }
 
-// Writes n0, n1, ... (each "record i\n", create + write + close) until stopped or an
-// error; `written` is how many returned success.
-void WriteNumbered(const std::string& dir, std::atomic<int>* written, std::atomic<bool>* stop) {
-  for (int i = 0; i < 100000 && !stop->load(); ++i) {
-    const std::string path = dir + "/n" + std::to_string(i);
-    const std::string data = "record " + std::to_string(i) + "\n";
-    int fd = open(path.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
-    if (fd < 0) return;
-    bool ok = write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size());
-    ok = close(fd) == 0 && ok;
-    if (!ok) return;
-    written->store(i + 1);
-  }
-}
-
 }  // namespace
 
 TEST_CASE("PromoteAfterTheSourceDiesHoldsEveryReturnedWriteAndFencesTheOldSource") {
