@@ -127,6 +127,10 @@ TEST_CASE("FailbackSavesTheOldSidesWritesAndSwitchingBackLeavesBothSidesEqual") 
   CHECK(ReadFile(saved + "/files/a-only/one") == "written on A after the fence\n");
   CHECK(ReadFile(saved + "/files/w/shared") == "A's late edit\n");
   CHECK_FALSE(fs::exists(a_journal));  // renamed: a later mount starts a fresh journal
+  // Until B's resync is applied, A's image is not consistent: promote refuses and says so.
+  CommandOutcome early = Promote(sa, kRigSource);
+  CHECK_MESSAGE(early.exit_code == 2, early.output);
+  CHECK(early.json.value("reason", "").find("resync") != std::string::npos);
 
   auto mirrord_a = d::test::MirrordProcess::Start(
       {"--listen", "127.0.0.1:0", "--state-dir", sa, "--secret-file", rig.secret_file()},
