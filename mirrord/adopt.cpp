@@ -19,6 +19,7 @@
 #include "common/unique_fd.h"
 #include "common/volume_attrs.h"
 #include "mirrord/config.h"
+#include "mirrord/mount_table.h"
 #include "mirrord/state_file.h"
 #include "mirrord/store_lock.h"
 
@@ -57,23 +58,6 @@ std::string ParentOf(const std::string& path) {
   size_t slash = path.rfind('/');
   if (slash == std::string::npos) return ".";
   return slash == 0 ? "/" : path.substr(0, slash);
-}
-
-// A field of /proc/self/mounts: space, tab, newline and backslash are octal escapes.
-std::string UnescapeMountField(std::string_view field) {
-  std::string out;
-  auto octal = [](char c) { return c >= '0' && c <= '7'; };
-  for (size_t i = 0; i < field.size(); ++i) {
-    if (field[i] == '\\' && field.size() - i >= 4 && octal(field[i + 1]) && octal(field[i + 2]) &&
-        octal(field[i + 3])) {
-      out += static_cast<char>((field[i + 1] - '0') * 64 + (field[i + 2] - '0') * 8 +
-                               (field[i + 3] - '0'));
-      i += 3;
-    } else {
-      out += field[i];
-    }
-  }
-  return out;
 }
 
 std::string Absolute(const std::string& path) {
@@ -419,24 +403,6 @@ class Adopter {
 };
 
 }  // namespace
-
-std::optional<std::string> MirrorfsMountOver(const std::string& mounts,
-                                             const std::string& real_dir) {
-  std::istringstream in(mounts);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream fields(line);
-    std::string source, target, type;
-    if (!(fields >> source >> target >> type)) continue;
-    if (type != "fuse.mirrorfs") continue;
-    source = UnescapeMountField(source);
-    Result<std::string> real = RealPath(source);
-    if (source == real_dir || (real.ok() && *real == real_dir)) {
-      return UnescapeMountField(target);
-    }
-  }
-  return std::nullopt;
-}
 
 AdoptResult Adopt(const AdoptRequest& request) { return Adopter(request).Run(); }
 

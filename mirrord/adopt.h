@@ -14,7 +14,9 @@
 // journal and its side files are renamed aside (never deleted), so that a later mirrorfs
 // mount starts a fresh journal and never replays them, and the store's state is written:
 // not promoted, nothing applied, epoch = max(the store's, the .fenced note's, the
-// journal's + 1).
+// journal's + 1), and a resync pending (resync_active with no end yet), so the first
+// session is told to resync (WELCOME resume_seq 0) and promote refuses until it is
+// applied.
 //
 // The store's lock (mirrord/store_lock.h) is held throughout, so this refuses to run
 // beside a mirrord serving the source or a promote of it.
@@ -71,11 +73,5 @@ struct AdoptResult {
 // store, DIR and the journal as they were (a store directory and its lock file may have
 // been created).
 AdoptResult Adopt(const AdoptRequest& request);
-
-// Exposed for tests: the mount point of a fuse.mirrorfs mount in `mounts` (the text of
-// /proc/self/mounts) whose source (fsname, i.e. BACKING) is `real_dir` or resolves to
-// it; nullopt when there is none.
-std::optional<std::string> MirrorfsMountOver(const std::string& mounts,
-                                             const std::string& real_dir);
 
 }  // namespace mirror::d

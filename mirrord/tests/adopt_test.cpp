@@ -18,6 +18,7 @@
 #include "common/journal.h"
 #include "common/volume_attrs.h"
 #include "mirrord/adopt_cli.h"
+#include "mirrord/mount_table.h"
 #include "mirrord/source_store.h"
 #include "mirrord/state_file.h"
 #include "mirrord/store_lock.h"
