@@ -148,47 +148,53 @@ TEST_CASE("PromoteWithMirrordStoppedAppliesEverythingAndASecondOneIsANoOp") {
 
 namespace mirror::itest {
 
-// The example scripts in etc/, run as an admin's script would: their exit codes follow
-// the mirror's state through a failover.
-TEST_CASE("TheExampleScriptsFollowAFailover") {
-  MirrorRig rig;
-  StartRigWithWorkDir(rig, RigOptions{});
+namespace {
+
+// Runs an example script of etc/ with bash, the programs under test named in MIRRORFS
+// and MIRRORD; its exit code, and its output in *out.
+int RunScript(const std::string& script, std::vector<std::string> args, std::string* out) {
   MountOptions mo;
   std::string error;
   REQUIRE_MESSAGE(MountOptionsFromEnv(&mo, &error), error);
   setenv("MIRRORFS", mo.binary.c_str(), 1);
   setenv("MIRRORD", MIRRORD_BINARY, 1);
-  const std::string etc = MIRROR_ETC_DIR;
+  args.insert(args.begin(), {"/bin/bash", std::string(MIRROR_ETC_DIR) + "/" + script});
+  return RunCommand(args, out, 300);
+}
+
+}  // namespace
+
+// The example scripts in etc/, run as an admin's script would: their exit codes follow
+// the mirror's state through a failover.
+TEST_CASE("TheExampleScriptsFollowAFailover") {
+  MirrorRig rig;
+  StartRigWithWorkDir(rig, RigOptions{});
+  std::string error;
   const std::string mnt = rig.mount().mountpoint();
-  auto run = [&](std::vector<std::string> argv, std::string* out) {
-    argv.insert(argv.begin(), "/bin/bash");
-    return RunCommand(argv, out, 120);
-  };
   std::string out;
-  CHECK_MESSAGE(run({etc + "/mirror-check.sh", "--mirrorfs", mnt}, &out) == 0, out);
+  CHECK_MESSAGE(RunScript("mirror-check.sh", {"--mirrorfs", mnt}, &out) == 0, out);
   CHECK(out.rfind("MIRROR OK", 0) == 0);
   auto check_b = [&](std::string* o) {
-    return run({etc + "/mirror-check.sh", "--mirrord", kRigSource, "--state-dir", rig.state_dir()},
-               o);
+    return RunScript("mirror-check.sh", {"--mirrord", kRigSource, "--state-dir", rig.state_dir()},
+                     o);
   };
   CHECK_MESSAGE(check_b(&out) == 0, out);
   // The source is alive: the failover script refuses, even with --yes.
-  CHECK_MESSAGE(run({etc + "/mirror-failover.sh", kRigSource, "--state-dir", rig.state_dir(),
-                     "--settle", "1", "--yes"},
-                    &out) == 2,
-                out);
+  CHECK_MESSAGE(
+      RunScript("mirror-failover.sh",
+                {kRigSource, "--state-dir", rig.state_dir(), "--settle", "1", "--yes"}, &out) == 2,
+      out);
 
   kill(rig.mount().pid(), SIGKILL);
   rig.mount().Stop();
   CHECK_MESSAGE(check_b(&out) == 1, out);  // the source is not connected: WARNING
-  CHECK_MESSAGE(run({etc + "/mirror-failover.sh", kRigSource, "--state-dir", rig.state_dir(),
-                     "--settle", "1"},
-                    &out) == 2,
+  CHECK_MESSAGE(RunScript("mirror-failover.sh",
+                          {kRigSource, "--state-dir", rig.state_dir(), "--settle", "1"}, &out) == 2,
                 out);  // a dry run without --yes
-  CHECK_MESSAGE(run({etc + "/mirror-failover.sh", kRigSource, "--state-dir", rig.state_dir(),
-                     "--settle", "1", "--yes"},
-                    &out) == 0,
-                out);
+  CHECK_MESSAGE(
+      RunScript("mirror-failover.sh",
+                {kRigSource, "--state-dir", rig.state_dir(), "--settle", "1", "--yes"}, &out) == 0,
+      out);
   CHECK(out.find("mirrorfs " + rig.image()) != std::string::npos);
   CHECK_MESSAGE(check_b(&out) == 0, out);  // a promoted source is a primary, not a fault
 
@@ -196,8 +202,35 @@ TEST_CASE("TheExampleScriptsFollowAFailover") {
   REQUIRE_MESSAGE(rig.mount().Restart(&error), error);
   std::string last;
   REQUIRE_MESSAGE(WaitStatus(rig, "\"state\":\"mirror-fenced\"", &last, 30s), last);
-  CHECK_MESSAGE(run({etc + "/mirror-check.sh", "--mirrorfs", mnt}, &out) == 2, out);
+  CHECK_MESSAGE(RunScript("mirror-check.sh", {"--mirrorfs", mnt}, &out) == 2, out);
   CHECK(out.find("MIRROR CRITICAL") == 0);
+}
+
+// The planned switchover script, with the destination on this machine: checkpoint,
+// verify, unmount, promote; the image then holds everything the source wrote.
+TEST_CASE("TheSwitchoverScriptMovesTheVolumeAtACleanCheckpoint") {
+  MirrorRig rig;
+  StartRigWithWorkDir(rig, RigOptions{});
+  const std::string mnt = rig.mount().mountpoint();
+  for (int i = 0; i < 20; ++i) {
+    REQUIRE(WriteWholeFile(mnt + "/w/f" + std::to_string(i), "file " + std::to_string(i)));
+  }
+  std::string out;
+  const std::vector<std::string> args = {"--mount", mnt,           "--dest",
+                                         "local",   "--state-dir", rig.state_dir()};
+  CHECK_MESSAGE(RunScript("mirror-switchover.sh", args, &out) == 2, out);  // no --yes
+  CHECK(rig.mount().DaemonAlive());
+  std::vector<std::string> yes = args;
+  yes.push_back("--yes");
+  REQUIRE_MESSAGE(RunScript("mirror-switchover.sh", yes, &out) == 0, out);
+  CHECK_FALSE(rig.mount().DaemonAlive());  // unmounted: the daemon left
+  for (int i = 0; i < 20; ++i) {
+    std::ifstream in(rig.image() + "/w/f" + std::to_string(i));
+    std::stringstream content;
+    content << in.rdbuf();
+    CHECK(content.str() == "file " + std::to_string(i));
+  }
+  CHECK(Promote(rig.state_dir(), kRigSource).json.value("outcome", "") == "already");
 }
 
 }  // namespace mirror::itest
