@@ -161,6 +161,8 @@ TEST_CASE("FailbackSavesTheOldSidesWritesAndSwitchingBackLeavesBothSidesEqual") 
   st = MountStatus(*b);
   const uint64_t sent = st["mirror"]["resync"].value("bytes_sent", uint64_t{1} << 40);
   CHECK_MESSAGE(sent < kFiles * kFileBytes / 4, "the resync sent " << sent << " bytes");
+  MESSAGE("failback resync: " << sent << " bytes sent for a volume of "
+                              << kFiles * kFileBytes << " bytes of files");
   REQUIRE(WriteWholeFile(b->mountpoint() + "/w/after-failback", "mirrored to A\n"));
   REQUIRE(MountCheckpoint(*b) == 0);
   CHECK(ReadFile(a_backing + "/w/after-failback") == "mirrored to A\n");
