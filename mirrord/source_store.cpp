@@ -171,8 +171,8 @@ Result<SessionInfo> SourceStore::StartSession(
   SourceState next = state_;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!fenced_message_.empty()) {
-      *refusal = {WireError::kStaleEpoch, fenced_message_};
+    if (std::optional<Refusal> closed = PromoteRefusalLocked()) {
+      *refusal = *closed;
       return Status::Mismatch(refusal->message);
     }
     if (!volume_id_.empty() && volume_id_ != volume_id) {
@@ -220,10 +220,7 @@ void SourceStore::EndSession(uint64_t token) {
 ReceiveResult SourceStore::Receive(uint64_t token, std::string_view records, uint32_t count) {
   ReceiveResult result;
   std::lock_guard<std::mutex> lock(mu_);
-  if (!fenced_message_.empty()) {
-    result.error = Refusal{WireError::kStaleEpoch, fenced_message_};
-    return result;
-  }
+  if ((result.error = PromoteRefusalLocked())) return result;
   if (token != session_token_) {
     result.error = Refusal{WireError::kProtocol, "replaced by a newer connection of the source"};
     return result;

@@ -246,6 +246,8 @@ class SourceStore {
   common::Result<uint64_t> SyncLocked(uint64_t cp_seq, Refusal* refusal,
                                       bool* resync_ended);  // apply_mu_ held
   common::Status EndResyncIfApplied(bool* ended);           // apply_mu_ held
+  // Why the source may not use the store now (promoted, or a promote runs); mu_ held.
+  std::optional<Refusal> PromoteRefusalLocked() const;
   // Promote's steps; apply_mu_ held.
   std::vector<std::string> PromoteBlockers() const;
   uint64_t ApplyAllForPromote(bool force, PromoteResult* result);
@@ -293,9 +295,11 @@ class SourceStore {
   std::string last_error_;                                            // guarded by mu_
   common::WireError last_error_code_ = common::WireError::kInternal;  // guarded by mu_
   uint64_t log_bytes_ = 0, log_segments_ = 0;                         // guarded by mu_
-  // Not empty once promoted (or while a promote runs): every session, record and sync
-  // is refused with it.
+  // Not empty once promoted: every session, record and sync is refused with it.
   std::string fenced_message_;  // guarded by mu_
+  // While a promote runs: sessions, records and syncs are refused as a passing trouble
+  // (the source retries; only a promote that completes fences it).
+  bool promoting_ = false;      // guarded by mu_
   bool adopted_ = false;        // guarded by mu_ (copy of state_.adopted)
   bool promoted_ = false;       // guarded by mu_ (copy of state_.promoted)
   uint64_t promoted_seq_ = 0;   // guarded by mu_ (copy of state_.promoted_seq)

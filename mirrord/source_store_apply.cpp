@@ -48,8 +48,8 @@ Result<uint64_t> SourceStore::SyncLocked(uint64_t cp_seq, Refusal* refusal, bool
   if (resync_ended != nullptr) *resync_ended = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!fenced_message_.empty()) {
-      *refusal = {WireError::kStaleEpoch, fenced_message_};
+    if (std::optional<Refusal> closed = PromoteRefusalLocked()) {
+      *refusal = *closed;
       return Status::Aborted(refusal->message);
     }
     if (cp_seq > received_seq_) {

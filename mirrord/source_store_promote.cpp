@@ -7,6 +7,7 @@ namespace mirror::d {
 
 using common::Result;
 using common::Status;
+using common::WireError;
 
 namespace {
 
@@ -16,6 +17,15 @@ std::string FencedText(uint64_t epoch, uint64_t seq) {
 }
 
 }  // namespace
+
+std::optional<Refusal> SourceStore::PromoteRefusalLocked() const {
+  if (!fenced_message_.empty()) return Refusal{WireError::kStaleEpoch, fenced_message_};
+  if (promoting_) {
+    return Refusal{WireError::kShuttingDown,
+                   "a promote of source '" + source_id_ + "' is running; retry later"};
+  }
+  return std::nullopt;
+}
 
 std::string SourceStore::FencedMessage() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -105,14 +115,14 @@ Result<PromoteResult> SourceStore::Promote(bool force) {
   {
     // From here on the source's session is over: nothing more is received.
     std::lock_guard<std::mutex> lock(mu_);
-    fenced_message_ = "fenced: a promote to epoch " + std::to_string(result.epoch) + " is running";
+    promoting_ = true;
     ++session_token_;
     on_durable_ = nullptr;
   }
   const uint64_t seq = ApplyAllForPromote(force, &result);
   auto unfence = [&] {
     std::lock_guard<std::mutex> lock(mu_);
-    fenced_message_.clear();
+    promoting_ = false;
   };
   if (!result.refused.empty()) {
     unfence();
@@ -138,6 +148,7 @@ Result<PromoteResult> SourceStore::Promote(bool force) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     epoch_ = result.epoch;
+    promoting_ = false;
     fenced_message_ = FencedText(result.epoch, seq);
   }
   // The log holds nothing the image lacks (unless forced past a failure: keep it then).

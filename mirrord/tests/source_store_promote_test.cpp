@@ -169,3 +169,27 @@ TEST_CASE("AStoreIsOpenInOneProcessAtATime") {
   store.reset();
   CHECK(SourceStore::Open(dir.path(), "s1", SmallOptions()).ok());
 }
+
+TEST_CASE("APromoteThatCannotApplyFencesNothingUnlessForced") {
+  TempDir dir;
+  uint64_t token = 0;
+  auto store = StoreWith(dir.path(), 5, 0, &token);
+  // Record 6 cannot apply: its parent directory does not exist in the image.
+  ReceiveAll(*store, token, {WriteRec(6, 1, 10, "no-such-dir/x"), WriteRec(7, 1, 10, "f")});
+
+  PromoteResult refused = PromoteOk(*store);
+  CHECK(refused.refused.find("applying failed") != std::string::npos);
+  CHECK_FALSE(StateOf(dir.path()).promoted);
+  CHECK(store->FencedMessage().empty());
+  // Not fenced: the source may connect again (its session was only ended).
+  Refusal refusal;
+  CHECK(store->StartSession("vol", 1, nullptr, &refusal).ok());
+
+  PromoteResult forced = PromoteOk(*store, /*force=*/true);
+  CHECK(forced.refused.empty());
+  CHECK(forced.promoted_seq == 5);  // the last record that applied
+  CHECK(forced.received_seq == 7);
+  REQUIRE_FALSE(forced.warnings.empty());
+  CHECK(forced.warnings.back().find("records after seq 5 are missing") != std::string::npos);
+  CHECK(StateOf(dir.path()).promoted_seq == 5);
+}
