@@ -129,11 +129,30 @@ nlohmann::json PromoteOutcomeJson(const std::string& source, const std::string& 
   return j;
 }
 
+constexpr const char* kPromoteHelp =
+    "usage:\n"
+    "  mirrord promote SOURCE [--state-dir DIR | --config FILE] [--force] [--json]\n"
+    "                  [--mountpoint MNT]\n"
+    "\n"
+    "Makes SOURCE's image a primary: applies every record received, raises the epoch\n"
+    "(the old source is fenced from then on), and prints the command that mounts the\n"
+    "image read-write. Through the running mirrord's control socket, or, with mirrord\n"
+    "stopped, on the state dir under the store's lock. Refused while the image cannot be\n"
+    "consistent (no data yet, a baseline or resync in progress, a failed store);\n"
+    "--force promotes anyway and says what may be missing. --mountpoint fills in the\n"
+    "printed command. Runbook: docs/operations.md.\n"
+    "\n"
+    "Exit codes: 0 promoted, or already promoted (nothing done, said so); 1 usage error;\n"
+    "2 refused (the reason is printed); 3 failed (no such source, store locked, I/O).\n";
+
 int PromoteCommand(const std::vector<std::string>& args) {
   PromoteArgs a;
   for (size_t i = 0; i < args.size(); ++i) {
     std::string v;
-    if (args[i] == "--force") {
+    if (args[i] == "--help" || args[i] == "-h") {
+      std::cout << kPromoteHelp;
+      return kPromoteDone;
+    } else if (args[i] == "--force") {
       a.force = true;
     } else if (args[i] == "--json") {
       a.json = true;
