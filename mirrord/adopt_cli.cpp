@@ -1,9 +1,14 @@
 #include "mirrord/adopt_cli.h"
 
+#include <filesystem>
 #include <iostream>
 
 #include "common/config_units.h"
 #include "mirrord/config.h"
+
+#ifdef MIRRORD_HAVE_CONTROL
+#include "control/control_client.h"
+#endif
 
 namespace mirror::d {
 
@@ -138,6 +143,68 @@ nlohmann::json AdoptJson(const AdoptRequest& req, const AdoptResult& r) {
           {"warnings", r.warnings}};
 }
 
+nlohmann::json AdoptReplyJson(const AdoptRequest& request, const AdoptResult& result) {
+  const char* outcome = result.outcome == AdoptOutcome::kDone      ? "done"
+                        : result.outcome == AdoptOutcome::kRefused ? "refused"
+                                                                   : "failed";
+  return {{"ok", true},
+          {"outcome", outcome},
+          {"error", result.error},
+          {"result", AdoptJson(request, result)},
+          {"text", result.outcome == AdoptOutcome::kDone ? FormatAdoptText(request, result) : ""}};
+}
+
+nlohmann::json AdoptRequestJson(const AdoptRequest& request) {
+  nlohmann::json j = {{"cmd", "adopt"}, {"source", request.source_id}};
+  if (request.dir) j["dir"] = *request.dir;
+  if (request.journal) j["journal"] = *request.journal;
+  if (request.after_seq) j["after_seq"] = *request.after_seq;
+  return j;
+}
+
+AdoptRequest AdoptRequestFromJson(const nlohmann::json& j, const std::string& state_dir) {
+  AdoptRequest r;
+  r.source_id = j.value("source", "");
+  r.state_dir = state_dir;
+  if (j.contains("dir") && j["dir"].is_string()) r.dir = j["dir"].get<std::string>();
+  if (j.contains("journal") && j["journal"].is_string()) {
+    r.journal = j["journal"].get<std::string>();
+  }
+  if (j.contains("after_seq") && j["after_seq"].is_number_unsigned()) {
+    r.after_seq = j["after_seq"].get<uint64_t>();
+  }
+  return r;
+}
+
+namespace {
+
+// A promote-sized wait: the daemon copies the saved files before it answers.
+constexpr auto kAdoptTimeout = std::chrono::hours(6);
+
+// Asks the running mirrord; nullopt when none answers on the state dir's socket.
+std::optional<nlohmann::json> AdoptThroughDaemon(AdoptRequest request, std::string* error) {
+#ifdef MIRRORD_HAVE_CONTROL
+  // The daemon runs elsewhere in the file tree: give it absolute paths.
+  std::error_code ec;
+  if (request.dir) request.dir = std::filesystem::absolute(*request.dir, ec).string();
+  if (request.journal) request.journal = std::filesystem::absolute(*request.journal, ec).string();
+  auto reply = control::Request(request.state_dir + "/" + kControlSocketName,
+                                AdoptRequestJson(request), kAdoptTimeout);
+  if (!reply.ok()) {
+    if (reply.status().code() == common::Code::kUnavailable) return std::nullopt;
+    *error = reply.status().ToString();
+    return nlohmann::json{{"ok", false}, {"error", *error}};
+  }
+  return *reply;
+#else
+  (void)request;
+  (void)error;
+  return std::nullopt;
+#endif
+}
+
+}  // namespace
+
 int AdoptCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   bool json = false, help = false;
   Result<AdoptRequest> req = ParseAdoptArgs(args, &json, &help);
@@ -149,17 +216,26 @@ int AdoptCommand(const std::vector<std::string>& args, std::ostream& out, std::o
     err << "mirrord: adopt: " << req.status().message() << "\nusage:\n" << kAdoptUsage;
     return kAdoptUsageError;
   }
-  AdoptResult r = Adopt(*req);
-  if (r.outcome != AdoptOutcome::kDone) {
-    err << "mirrord: adopt: " << r.error << "\n";
-    return r.outcome == AdoptOutcome::kRefused ? kAdoptRefused : kAdoptFailed;
+  std::string error;
+  std::optional<nlohmann::json> reply = AdoptThroughDaemon(*req, &error);
+  if (!reply) reply = AdoptReplyJson(*req, Adopt(*req));
+  if (!reply->value("ok", false)) {
+    err << "mirrord: adopt: " << reply->value("error", "the daemon refused the request") << "\n";
+    return kAdoptFailed;
   }
-  for (const std::string& w : r.warnings) err << "mirrord: adopt: warning: " << w << "\n";
+  const std::string outcome = reply->value("outcome", "failed");
+  if (outcome != "done") {
+    err << "mirrord: adopt: " << reply->value("error", "") << "\n";
+    return outcome == "refused" ? kAdoptRefused : kAdoptFailed;
+  }
+  const nlohmann::json& result = (*reply)["result"];
+  for (const auto& w : result.value("warnings", nlohmann::json::array())) {
+    err << "mirrord: adopt: warning: " << w.get<std::string>() << "\n";
+  }
   if (json) {
-    out << AdoptJson(*req, r).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
-        << "\n";
+    out << result.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
-    out << FormatAdoptText(*req, r);
+    out << reply->value("text", "");
   }
   return kAdoptDone;
 }

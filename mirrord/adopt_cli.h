@@ -32,7 +32,8 @@ inline constexpr const char* kAdoptHelp =
     "--journal names the old mirrorfs journal: the records the promoted side never got\n"
     "(after --after-seq N, or after the promoted_seq of JOURNAL.fenced) are listed in\n"
     "SD/SOURCE/saved/TIME/report.txt with copies of their paths, and the journal\n"
-    "is renamed to JOURNAL.adopted-TIME. mirrord must not be serving SOURCE.\n"
+    "is renamed to JOURNAL.adopted-TIME. With mirrord running (SD/mirrord.sock answers)\n"
+    "the daemon does it, closing SOURCE's store meanwhile; else it is done here.\n"
     "adopt exits 0 done, 1 usage error, 2 refused (says why), 3 failed (I/O, no store).\n";
 
 // Parses the words after `adopt`. InvalidArgument (the message says which word) on a
@@ -46,7 +47,15 @@ common::Result<AdoptRequest> ParseAdoptArgs(const std::vector<std::string>& args
 std::string FormatAdoptText(const AdoptRequest& request, const AdoptResult& result);
 nlohmann::json AdoptJson(const AdoptRequest& request, const AdoptResult& result);
 
-// The whole command; returns the exit code.
+// The outcome as the control socket's reply and the CLI's input:
+// {"ok":true,"outcome":"done"|"refused"|"failed","error","result":AdoptJson,"text"}.
+nlohmann::json AdoptReplyJson(const AdoptRequest& request, const AdoptResult& result);
+// The request as the control socket carries it, and back (state_dir is the daemon's).
+nlohmann::json AdoptRequestJson(const AdoptRequest& request);
+AdoptRequest AdoptRequestFromJson(const nlohmann::json& j, const std::string& state_dir);
+
+// The whole command; returns the exit code. Through the running mirrord's control socket
+// when it answers (paths are made absolute first), else here.
 int AdoptCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int AdoptCommand(const std::vector<std::string>& args);  // std::cout, std::cerr
 

@@ -3,6 +3,7 @@
 #include <csignal>
 
 #include "common/secret_file.h"
+#include "mirrord/adopt_cli.h"
 #include "mirrord/log.h"
 #include "mirrord/promote_cli.h"
 
@@ -74,6 +75,7 @@ nlohmann::json Server::Control(const nlohmann::json& request) {
     return reply;
   }
   if (cmd == "promote") return ControlPromote(request);
+  if (cmd == "adopt") return ControlAdopt(request);
   return {{"ok", false}, {"error", "unknown command"}};
 }
 
@@ -92,6 +94,25 @@ nlohmann::json Server::ControlPromote(const nlohmann::json& request) {
     RefuseSource(source, {common::WireError::kStaleEpoch, (*store)->FencedMessage()});
   }
   return PromoteOutcomeJson(source, (*store)->dir() + "/image", force, result);
+}
+
+nlohmann::json Server::ControlAdopt(const nlohmann::json& request) {
+  AdoptRequest req = AdoptRequestFromJson(request, config_.state_dir);
+  if (!ValidSourceId(req.source_id)) {
+    return {{"ok", false}, {"error", "'" + req.source_id + "' is not a valid source id"}};
+  }
+  AdoptResult result;
+  Status reopened = registry_.WithStoreClosed(req.source_id, [&] { result = Adopt(req); });
+  if (result.outcome == AdoptOutcome::kDone) {
+    LogSource(LogLevel::kNotice, req.source_id,
+              "adopted (epoch " + std::to_string(result.epoch) + ", " +
+                  std::to_string(result.records) + " records listed in " +
+                  result.report.value_or("no report") + ")");
+    if (!reopened.ok()) {
+      result.warnings.push_back("mirrord could not open the adopted store: " + reopened.ToString());
+    }
+  }
+  return AdoptReplyJson(req, result);
 }
 
 std::vector<std::shared_ptr<Connection>> Server::LiveConnections() {

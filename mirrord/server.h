@@ -57,6 +57,7 @@ class Server {
   void WaitDrained(std::chrono::steady_clock::time_point deadline);
   nlohmann::json Control(const nlohmann::json& request);
   nlohmann::json ControlPromote(const nlohmann::json& request);
+  nlohmann::json ControlAdopt(const nlohmann::json& request);
   // Sends `refusal` to every connection of `source_id` and closes them.
   void RefuseSource(const std::string& source_id, const Refusal& refusal);
   std::vector<std::shared_ptr<Connection>> LiveConnections();

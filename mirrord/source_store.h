@@ -224,6 +224,11 @@ class SourceStore {
   common::Result<PromoteResult> Promote(bool force);
   // The refusal every session of a promoted store gets; empty when not promoted.
   std::string FencedMessage() const;
+  // Stops the store for good without destroying it (pointers to it stay valid): its
+  // flusher stops after a last flush, its lock is released (so that `mirrord adopt` may
+  // change the directory), and every later session, record and sync is refused as a
+  // passing trouble. The registry then opens a new store for the directory.
+  void Retire();
 
   StoreStats Stats() const;
 
@@ -300,6 +305,7 @@ class SourceStore {
   // While a promote runs: sessions, records and syncs are refused as a passing trouble
   // (the source retries; only a promote that completes fences it).
   bool promoting_ = false;      // guarded by mu_
+  bool retired_ = false;        // guarded by mu_; see Retire()
   bool adopted_ = false;        // guarded by mu_ (copy of state_.adopted)
   bool promoted_ = false;       // guarded by mu_ (copy of state_.promoted)
   uint64_t promoted_seq_ = 0;   // guarded by mu_ (copy of state_.promoted_seq)

@@ -19,12 +19,31 @@ std::string FencedText(uint64_t epoch, uint64_t seq) {
 }  // namespace
 
 std::optional<Refusal> SourceStore::PromoteRefusalLocked() const {
+  if (retired_) {
+    return Refusal{WireError::kShuttingDown,
+                   "the store of source '" + source_id_ + "' is being adopted; retry later"};
+  }
   if (!fenced_message_.empty()) return Refusal{WireError::kStaleEpoch, fenced_message_};
   if (promoting_) {
     return Refusal{WireError::kShuttingDown,
                    "a promote of source '" + source_id_ + "' is running; retry later"};
   }
   return std::nullopt;
+}
+
+void SourceStore::Retire() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    retired_ = true;
+    stop_ = true;
+    flush_wanted_ = true;
+    ++session_token_;
+    on_durable_ = nullptr;
+  }
+  flusher_cv_.notify_all();
+  if (flusher_.joinable()) flusher_.join();
+  std::lock_guard<std::mutex> apply_lock(apply_mu_);  // no Sync or Promote holds the lock
+  lock_.reset();
 }
 
 std::string SourceStore::FencedMessage() const {

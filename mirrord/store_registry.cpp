@@ -33,6 +33,10 @@ Status StoreRegistry::OpenAll() {
 Result<SourceStore*> StoreRegistry::OpenLocked(const std::string& source_id) {
   auto it = entries_.find(source_id);
   if (it != entries_.end()) return it->second.store.get();
+  if (closed_.count(source_id) != 0) {
+    return Status::Unavailable("the store of source '" + source_id +
+                               "' is being adopted; retry later");
+  }
   std::string note;
   MIRROR_ASSIGN_OR_RETURN(std::unique_ptr<SourceStore> store,
                           SourceStore::Open(config_.state_dir + "/" + source_id, source_id,
@@ -142,13 +146,50 @@ nlohmann::json StoreRegistry::StatusJson() const {
   return nlohmann::json{{"sources", std::move(sources)}};
 }
 
+Status StoreRegistry::WithStoreClosed(const std::string& source_id,
+                                      const std::function<void()>& fn) {
+  SourceStore* store = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!closed_.insert(source_id).second) {
+      return Status::Unavailable("another adopt of source '" + source_id + "' is running");
+    }
+    auto it = entries_.find(source_id);
+    if (it != entries_.end()) {
+      store = it->second.store.get();
+      retired_.push_back(std::move(it->second.store));
+      entries_.erase(it);
+    }
+  }
+  if (store != nullptr) {
+    store->Retire();
+    LogSource(LogLevel::kNotice, source_id, "store closed for an adopt");
+  }
+  fn();
+  std::lock_guard<std::mutex> lock(mu_);
+  closed_.erase(source_id);
+  if (!std::filesystem::exists(config_.state_dir + "/" + source_id + "/" + kStateFileName)) {
+    return Status::Ok();
+  }
+  Result<SourceStore*> reopened = OpenLocked(source_id);
+  if (!reopened.ok()) {
+    LogSource(LogLevel::kError, source_id,
+              "reopening after an adopt: " + reopened.status().ToString());
+    return reopened.status();
+  }
+  return Status::Ok();
+}
+
 void StoreRegistry::CloseAll() {
   std::map<std::string, Entry, std::less<>> entries;
+  std::vector<std::unique_ptr<SourceStore>> retired;
   {
     std::lock_guard<std::mutex> lock(mu_);
     entries.swap(entries_);
+    retired.swap(retired_);
   }
   entries.clear();  // each store flushes and stops its flusher
+  retired.clear();
 }
 
 }  // namespace mirror::d

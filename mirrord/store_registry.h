@@ -10,12 +10,15 @@
 // valid until CloseAll().
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/handshake.h"
 #include "common/status.h"
@@ -48,6 +51,12 @@ class StoreRegistry {
   // {"sources": [...]} as `mirrord status --json` prints it.
   nlohmann::json StatusJson() const;
 
+  // Runs `fn` with the store of `source_id` closed (retired: its lock free) and no store
+  // of that id opened meanwhile (connections of the source are refused, and retry); then
+  // opens the store again if its directory holds a state file. For `mirrord adopt`
+  // through the control socket. An error: reopening failed (logged too).
+  common::Status WithStoreClosed(const std::string& source_id, const std::function<void()>& fn);
+
   // Flushes and closes every store (their flusher threads stop).
   void CloseAll();
 
@@ -63,6 +72,9 @@ class StoreRegistry {
   const MirrordConfig& config_;
   mutable std::mutex mu_;
   std::map<std::string, Entry, std::less<>> entries_;  // guarded by mu_
+  std::set<std::string, std::less<>> closed_;          // ids WithStoreClosed runs for; mu_
+  // Retired stores, kept until CloseAll: connections and jobs may still hold pointers.
+  std::vector<std::unique_ptr<SourceStore>> retired_;  // guarded by mu_
 };
 
 }  // namespace mirror::d

@@ -174,12 +174,12 @@ TEST_CASE("FailbackSavesTheOldSidesWritesAndSwitchingBackLeavesBothSidesEqual") 
   REQUIRE_MESSAGE(back.exit_code == 0, back.output);
   CHECK(back.json.value("epoch", 0) == 3);
   CHECK_MESSAGE(back.json.value("warnings", nlohmann::json::array()).empty(), back.output);
-  // B's side becomes the destination again; its clean journal had nothing unshipped.
-  REQUIRE(rig.mirrord().Terminate() == 0);
+  // B's side becomes the destination again, through B's running mirrord (it closes the
+  // store meanwhile); its clean journal had nothing unshipped.
   CommandOutcome b_adopt = Adopt(rig.state_dir(), kRigSource, {"--journal", b_journal});
   REQUIRE_MESSAGE(b_adopt.exit_code == 0, b_adopt.output);
   CHECK(b_adopt.json.value("records", 1) == 0);
-  REQUIRE_MESSAGE(rig.RestartMirrord(&error), error);
+  CHECK(rig.mirrord().LogText().find("store closed for an adopt") != std::string::npos);
 
   auto a = MountDir(
       a_backing,
