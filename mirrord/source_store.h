@@ -134,6 +134,10 @@ struct ResyncInfo {
   std::string cleared_error;  // an earlier apply failure that the dropped records caused
 };
 
+// The refusal of a promoted store's sessions: "fenced: promoted at epoch N (image at seq
+// S)". mirrorfs reads N and S from it (mirrorfs/fence_file.h).
+std::string FencedText(uint64_t epoch, uint64_t seq);
+
 // What Promote did. `refused` non-empty: nothing changed, and it says why (without force).
 struct PromoteResult {
   std::string refused;

@@ -9,14 +9,10 @@ using common::Result;
 using common::Status;
 using common::WireError;
 
-namespace {
-
 std::string FencedText(uint64_t epoch, uint64_t seq) {
   return "fenced: promoted at epoch " + std::to_string(epoch) + " (image at seq " +
          std::to_string(seq) + ")";
 }
-
-}  // namespace
 
 std::optional<Refusal> SourceStore::PromoteRefusalLocked() const {
   if (retired_) {
