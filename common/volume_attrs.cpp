@@ -12,7 +12,7 @@ namespace {
 
 // The value of `name` on `dir`, nullopt when absent.
 Result<std::optional<std::string>> ReadAttr(const std::string& dir, const char* name) {
-  char buf[128];
+  char buf[4096];
   ssize_t n = ::getxattr(dir.c_str(), name, buf, sizeof(buf));
   if (n < 0) {
     if (errno == ENODATA) return std::optional<std::string>();
@@ -54,6 +54,24 @@ Status WriteVolumeIdentity(const std::string& dir, const std::string& volume_id,
   }
   UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd || ::fsync(fd.get()) != 0) return Status::IOError("fsync " + dir, errno);
+  return Status::Ok();
+}
+
+Result<std::optional<std::string>> ReadImageMark(const std::string& dir) {
+  return ReadAttr(dir, kImageOfXattr);
+}
+
+Status WriteImageMark(const std::string& dir, const std::string& store) {
+  if (::setxattr(dir.c_str(), kImageOfXattr, store.data(), store.size(), 0) != 0) {
+    return Status::IOError("write " + std::string(kImageOfXattr) + " on " + dir, errno);
+  }
+  return Status::Ok();
+}
+
+Status ClearImageMark(const std::string& dir) {
+  if (::removexattr(dir.c_str(), kImageOfXattr) != 0 && errno != ENODATA) {
+    return Status::IOError("remove " + std::string(kImageOfXattr) + " from " + dir, errno);
+  }
   return Status::Ok();
 }
 

@@ -384,6 +384,11 @@ class Adopter {
     state.resync_until = 0;
     state.adopted = true;
     r_.epoch = epoch;
+    // From here mirrord writes the image: mirrorfs must refuse to mount it.
+    if (Status s = common::WriteImageMark(r_.image, r_.store); !s.ok()) {
+      r_.warnings.push_back("could not mark " + r_.image + " as mirrord's image (" + s.ToString() +
+                            "): do not mount mirrorfs over it");
+    }
     if (Status s = WriteStateFile(StatePath(), state); !s.ok()) return Fail(s);
     return true;
   }

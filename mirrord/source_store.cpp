@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "common/endian.h"
+#include "common/volume_attrs.h"
 
 namespace mirror::d {
 
@@ -74,6 +75,8 @@ Status SourceStore::Recover(std::string* note) {
   crash_replay_through_ = state_.replay_through;
   MIRROR_ASSIGN_OR_RETURN(common::ImageTree image, common::ImageTree::Open(dir_ + "/image"));
   image_.emplace(std::move(image));
+  // Keeps mirrorfs from mounting the image that this store writes (volume_attrs.h).
+  Status marked = state_.promoted ? Status::Ok() : common::WriteImageMark(dir_ + "/image", dir_);
 
   // A resync that crashed before it deleted the log it dropped.
   std::error_code ec;
@@ -82,6 +85,10 @@ Status SourceStore::Recover(std::string* note) {
   }
   MIRROR_ASSIGN_OR_RETURN(log_, common::SegmentLog::Open(log_dir(), LogOptions()));
   *note = "log: " + log_->recovery().ToString();
+  if (!marked.ok()) {
+    *note += "; the image could not be marked as mirrord's (" + marked.ToString() +
+             "): a mirrorfs mount over it would not be refused";
+  }
   if (log_->next_seq() == 0 && state_.applied_seq > 0) {
     // A log that never held a record (a new directory) continues after what was applied.
     MIRROR_RETURN_IF_ERROR(log_->SetNextSeq(state_.applied_seq + 1));

@@ -148,6 +148,11 @@ Result<PromoteResult> SourceStore::Promote(bool force) {
     unfence();
     return s.Annotate("marking the image with the new epoch");
   }
+  // From now on a mirrorfs may serve it.
+  if (Status s = common::ClearImageMark(dir_ + "/image"); !s.ok()) {
+    unfence();
+    return s;
+  }
   SourceState next = state_;
   next.epoch = result.epoch;
   next.promoted = true;

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "common/manifest.h"
+#include "common/volume_attrs.h"
 #include "mirrorfs/cli.h"
 #include "mirrorfs/journal_setup.h"
 #include "mirrorfs/log.h"
@@ -58,6 +59,16 @@ common::Result<std::unique_ptr<MountRuntime>> MountRuntime::Start(const MountOpt
   rt->started_ = std::chrono::steady_clock::now();
   rt->options_ = options;
   rt->config_ = config;
+  // Before anything is written to BACKING: is it an image that mirrord writes?
+  MIRROR_ASSIGN_OR_RETURN(std::optional<std::string> image_of,
+                          common::ReadImageMark(options.backing));
+  if (image_of) {
+    return Status::InvalidArgument(
+        options.backing + " is the image of mirrord's store " + *image_of +
+        ": mirrord writes it, a mount would make it diverge. Read it through a read-only "
+        "bind mount, or make it a primary first with `mirrord promote` "
+        "(docs/operations.md)");
+  }
   MIRROR_ASSIGN_OR_RETURN(rt->volume_id_, EnsureVolumeId(options.backing));
   rt->backing_fd_.reset(open(options.backing.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!rt->backing_fd_) return Status::IOError("open " + options.backing, errno);

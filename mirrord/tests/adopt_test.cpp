@@ -162,6 +162,9 @@ TEST_CASE("FailbackSavesWhatFollowsTheFencedSeqAndMakesTheBackingTheImage") {
   CHECK(state->resync_until == 0);
   CHECK(state->adopted);
   CHECK(fs::read_symlink(rig.store + "/image") == fs::canonical(rig.dir));
+  auto mark = mirror::common::ReadImageMark(rig.dir);
+  REQUIRE(mark.ok());
+  CHECK(mark->has_value());  // mirrorfs now refuses to mount the old BACKING
   {
     // What mirrord makes of it: the source is told to resync, and promote refuses.
     auto store = SourceStore::Open(rig.store, "web1", StoreOptions{});

@@ -60,6 +60,10 @@ TEST_CASE("PromoteAppliesEverythingReceivedRaisesTheEpochAndFencesTheSource") {
   TempDir dir;
   uint64_t token = 0;
   auto store = StoreWith(dir.path(), 40, 10, &token);
+  // A store marks the image it writes, so that mirrorfs refuses to mount it.
+  auto mark = mirror::common::ReadImageMark(dir.path() + "/image");
+  REQUIRE(mark.ok());
+  CHECK(mark->value_or("") == dir.path());
 
   PromoteResult r = PromoteOk(*store);
   CHECK(r.refused.empty());
@@ -84,6 +88,10 @@ TEST_CASE("PromoteAppliesEverythingReceivedRaisesTheEpochAndFencesTheSource") {
   auto volume = mirror::common::ReadVolumeId(dir.path() + "/image");
   REQUIRE(volume.ok());
   CHECK(volume->value_or("") == "vol");
+  // A primary now: the mark is gone, a mirrorfs may serve it.
+  mark = mirror::common::ReadImageMark(dir.path() + "/image");
+  REQUIRE(mark.ok());
+  CHECK_FALSE(mark->has_value());
 
   const std::string fenced = "fenced: promoted at epoch 2 (image at seq 40)";
   CHECK(store->FencedMessage() == fenced);

@@ -121,6 +121,10 @@ TEST_CASE("PromoteWithMirrordStoppedAppliesEverythingAndASecondOneIsANoOp") {
   REQUIRE(rig.mirrord().Terminate() == 0);
 
   CHECK(Promote(rig.state_dir(), "no-such-source").exit_code == 3);
+  // Before the promote the image is mirrord's: mirrorfs refuses to serve it.
+  std::string refused;
+  CHECK(MountDir(rig.image(), {"source_id=" + std::string(kRigSource)}, &refused) == nullptr);
+  CHECK_MESSAGE(refused.find("is the image of mirrord's store") != std::string::npos, refused);
   PromoteOutcome first = Promote(rig.state_dir(), kRigSource);
   REQUIRE_MESSAGE(first.exit_code == 0, first.output);
   CHECK(first.json.value("outcome", "") == "promoted");
