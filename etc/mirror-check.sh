@@ -24,9 +24,11 @@ Options:
   --crit-lag SECONDS   CRITICAL above this lag (default 300)
   --state-dir DIR      mirrord's state dir (default: mirrord's own default)
   --timeout SECONDS    bound on the status command (default 15)
-  --parser jq|python3  how to read the JSON (default: jq if installed, else python3)
+  --parser jq|python3  how to read the JSON (default: $MIRROR_JSON_PARSER, else jq if
+                       installed, else python3)
   -h, --help           this text
-Environment: MIRRORFS, MIRRORD (the programs; default from PATH).
+Environment: MIRRORFS, MIRRORD (the programs; default from PATH); MIRROR_JSON_PARSER
+(jq or python3: how to read JSON; default jq when installed).
 
 mirrorfs: OK when state is running and the link connected (or the mount is local-only)
 and the lag is below the limits; WARNING while a baseline or resync runs; CRITICAL in
@@ -209,6 +211,7 @@ done
 for n in "$warn_lag" "$crit_lag" "$timeout_s"; do
   [[ $n =~ ^[0-9]+([.][0-9]+)?$ ]] || die_unknown "usage: '$n' is not a number"
 done
+parser=${parser:-${MIRROR_JSON_PARSER:-}}
 if [[ -z $parser ]]; then
   if command -v jq >/dev/null; then parser=jq; else parser=python3; fi
 fi

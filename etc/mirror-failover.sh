@@ -32,7 +32,8 @@ Options:
   --yes                 really promote (without it: a dry run that exits 2)
   --timeout SECONDS     bound on each command and on waiting for the mount (default 120)
   -h, --help            this text
-Environment: MIRRORFS, MIRRORD (the programs; default from PATH).
+Environment: MIRRORFS, MIRRORD (the programs; default from PATH); MIRROR_JSON_PARSER
+(jq or python3: how to read JSON; default jq when installed).
 
 Exit codes: 0 promoted (or already promoted) and, with --mount, mounted and running;
 1 usage error; 2 refused: SOURCE is connected, no --yes, or mirrord promote refused

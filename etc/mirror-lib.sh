@@ -11,10 +11,12 @@ fail() {  # $1: exit code, then the message
 }
 
 # One field of the JSON on stdin ($1: a path such as .image, .mirror.link or
-# .sources[0].connected); prints nothing when it is absent or null. jq when installed,
-# else python3.
+# .sources[0].connected); prints nothing when it is absent or null. With
+# MIRROR_JSON_PARSER=jq or python3 that one, else jq when installed, else python3.
 json_get() {
-  if command -v jq >/dev/null; then
+  local parser=${MIRROR_JSON_PARSER:-}
+  if [[ -z $parser ]]; then command -v jq >/dev/null && parser=jq || parser=python3; fi
+  if [[ $parser == jq ]]; then
     jq -r "$1 | if . == null then empty else tostring end"
   else
     python3 -c '

@@ -36,7 +36,8 @@ Options:
   --yes                 really switch over
   --timeout SECONDS     bound on each step and wait (default 300)
   -h, --help            this text
-Environment: MIRRORFS, MIRRORD (the programs; default from PATH), DEST.
+Environment: MIRRORFS, MIRRORD (the programs; default from PATH), DEST; MIRROR_JSON_PARSER
+(jq or python3: how to read JSON; default jq when installed).
 
 Exit codes: 0 switched over (and mounted, with --new-mount); 1 usage error;
 2 refused, nothing lost: not running/connected, differences found, the mount is

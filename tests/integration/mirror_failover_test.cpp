@@ -171,6 +171,11 @@ int RunScript(const std::string& script, std::vector<std::string> args, std::str
 // The example scripts in etc/, run as an admin's script would: their exit codes follow
 // the mirror's state through a failover.
 TEST_CASE("TheExampleScriptsFollowAFailover") {
+  // Both ways the scripts read JSON: jq, and python3 where jq is not installed.
+  std::string parser;
+  SUBCASE("jq") { parser = "jq"; }
+  SUBCASE("python3") { parser = "python3"; }
+  setenv("MIRROR_JSON_PARSER", parser.c_str(), 1);
   MirrorRig rig;
   StartRigWithWorkDir(rig, RigOptions{});
   std::string error;
@@ -213,6 +218,7 @@ TEST_CASE("TheExampleScriptsFollowAFailover") {
 // The planned switchover script, with the destination on this machine: checkpoint,
 // verify, unmount, promote; the image then holds everything the source wrote.
 TEST_CASE("TheSwitchoverScriptMovesTheVolumeAtACleanCheckpoint") {
+  unsetenv("MIRROR_JSON_PARSER");  // the scripts' own choice
   MirrorRig rig;
   StartRigWithWorkDir(rig, RigOptions{});
   const std::string mnt = rig.mount().mountpoint();
