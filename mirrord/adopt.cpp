@@ -14,6 +14,9 @@
 #include <set>
 #include <sstream>
 
+#include "common/clock.h"
+#include "common/fence_file.h"
+#include "common/file_replace.h"
 #include "common/journal.h"
 #include "common/quote.h"
 #include "common/unique_fd.h"
@@ -48,12 +51,6 @@ Result<std::string> RealPath(const std::string& path) {
   return out;
 }
 
-Status SyncDir(const std::string& dir) {
-  common::UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd || ::fsync(fd.get()) != 0) return Status::IOError("fsync " + dir, errno);
-  return Status::Ok();
-}
-
 std::string ParentOf(const std::string& path) {
   size_t slash = path.rfind('/');
   if (slash == std::string::npos) return ".";
@@ -67,12 +64,6 @@ std::string Absolute(const std::string& path) {
   std::string out = abs.lexically_normal().string();
   if (out.size() > 1 && out.back() == '/') out.pop_back();
   return out;
-}
-
-int64_t RealtimeNowNs() {
-  struct timespec ts {};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
 // One adopt run; each step returns false once it has set the outcome.
@@ -241,7 +232,7 @@ class Adopter {
                     "'; name the journal of this directory");
     }
     journal_epoch_ = id->epoch;
-    Result<std::optional<FencedNote>> fenced = ReadFencedFile(j + ".fenced");
+    Result<std::optional<common::FenceInfo>> fenced = common::ReadFenceFile(j + ".fenced");
     if (!fenced.ok()) {
       if (fenced.status().code() != common::Code::kCorruption) return Fail(fenced.status());
       r_.warnings.push_back(fenced.status().message() + "; ignored");
@@ -325,7 +316,7 @@ class Adopter {
     if (::symlink(r_.image.c_str(), ImageLink().c_str()) != 0) {
       return Fail(Status::IOError("symlink " + ImageLink(), errno));
     }
-    if (Status s = SyncDir(r_.store); !s.ok()) return Fail(s);
+    if (Status s = common::SyncDirectory(r_.store); !s.ok()) return Fail(s);
     return true;
   }
 
@@ -345,7 +336,7 @@ class Adopter {
     if (::unlink(memory.c_str()) != 0 && errno != ENOENT) {
       return Fail(Status::IOError("remove " + memory, errno));
     }
-    if (Status s = SyncDir(r_.store); !s.ok()) return Fail(s);
+    if (Status s = common::SyncDirectory(r_.store); !s.ok()) return Fail(s);
     return true;
   }
 
@@ -366,7 +357,7 @@ class Adopter {
       if (!move(j + suffix, moved + suffix)) return false;
       r_.side_files_moved.push_back(moved + suffix);
     }
-    if (Status s = SyncDir(ParentOf(j)); !s.ok()) return Fail(s);
+    if (Status s = common::SyncDirectory(ParentOf(j)); !s.ok()) return Fail(s);
     return true;
   }
 
@@ -394,13 +385,13 @@ class Adopter {
   }
 
   AdoptRequest req_;
-  const int64_t now_ns_ = req_.now_ns != 0 ? req_.now_ns : RealtimeNowNs();
+  const int64_t now_ns_ = req_.now_ns != 0 ? req_.now_ns : common::RealtimeNs();
   std::string stamp_ = CompactUtcTime(now_ns_);
   AdoptResult r_;
   common::UniqueFd lock_;  // the store's lock, held to the end
   bool keep_image_link_ = false;
   std::optional<SourceState> old_state_;
-  std::optional<FencedNote> fenced_;
+  std::optional<common::FenceInfo> fenced_;
   uint64_t journal_epoch_ = 0;
   std::optional<uint64_t> after_seq_;
   std::string after_from_;

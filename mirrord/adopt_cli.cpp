@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "common/config_units.h"
+#include "mirrord/cli_args.h"
 #include "mirrord/config.h"
 
 #ifdef MIRRORD_HAVE_CONTROL
@@ -16,23 +17,6 @@ using common::Result;
 using common::Status;
 
 namespace {
-
-// Takes the value of `--name VALUE` or `--name=VALUE` at args[*i]; false if args[*i] is
-// not that option. A missing value is an error.
-Result<bool> TakeValue(const std::vector<std::string>& args, size_t* i, const std::string& name,
-                       std::string* out) {
-  const std::string& a = args[*i];
-  if (a == name) {
-    if (*i + 1 >= args.size()) return Status::InvalidArgument(name + " needs a value");
-    *out = args[++*i];
-    return true;
-  }
-  if (a.rfind(name + "=", 0) == 0) {
-    *out = a.substr(name.size() + 1);
-    return true;
-  }
-  return false;
-}
 
 std::string NextSteps(const AdoptRequest& req, const AdoptResult& r) {
   std::string out = "next:\n";
@@ -65,27 +49,26 @@ Result<AdoptRequest> ParseAdoptArgs(const std::vector<std::string>& args, bool* 
       *json = true;
       continue;
     }
-    MIRROR_ASSIGN_OR_RETURN(bool state_dir, TakeValue(args, &i, "--state-dir", &v));
-    if (state_dir) {
+    if (TakeValue(args, &i, "--state-dir", &v)) {
       if (v.empty()) return Status::InvalidArgument("--state-dir is empty");
       req.state_dir = v;
       continue;
     }
-    MIRROR_ASSIGN_OR_RETURN(bool journal, TakeValue(args, &i, "--journal", &v));
-    if (journal) {
+    if (TakeValue(args, &i, "--journal", &v)) {
       if (v.empty()) return Status::InvalidArgument("--journal is empty");
       req.journal = v;
       continue;
     }
-    MIRROR_ASSIGN_OR_RETURN(bool after, TakeValue(args, &i, "--after-seq", &v));
-    if (after) {
+    if (TakeValue(args, &i, "--after-seq", &v)) {
       Result<uint64_t> n = common::ParseUint(v);
       if (!n.ok())
         return Status::InvalidArgument("--after-seq takes a sequence number, not '" + v + "'");
       req.after_seq = *n;
       continue;
     }
-    if (!a.empty() && a[0] == '-') return Status::InvalidArgument("unknown option '" + a + "'");
+    if (!a.empty() && a[0] == '-') {
+      return Status::InvalidArgument("unknown or incomplete option '" + a + "'");
+    }
     positional.push_back(a);
   }
   if (positional.empty()) return Status::InvalidArgument("missing SOURCE");

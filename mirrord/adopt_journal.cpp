@@ -4,45 +4,12 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <fstream>
-#include <nlohmann/json.hpp>
-#include <sstream>
 #include <type_traits>
 
 namespace mirror::d {
 
 using common::Result;
 using common::Status;
-
-Result<std::optional<FencedNote>> ReadFencedFile(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return std::optional<FencedNote>();
-    return Status::IOError("stat " + path, errno);
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::IOError("open " + path, EIO);
-  std::stringstream text;
-  text << in.rdbuf();
-  nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) return Status::Corruption(path + ": not a JSON object");
-  FencedNote note;
-  // A key of the wrong type is damage: guessing a seq would make the report wrong.
-  auto number = [&](const char* key, uint64_t* out) -> Status {
-    auto it = j.find(key);
-    if (it == j.end()) return Status::Ok();
-    if (!it->is_number_unsigned()) {
-      return Status::Corruption(path + ": key '" + key + "' is not a whole number");
-    }
-    *out = it->get<uint64_t>();
-    return Status::Ok();
-  };
-  MIRROR_RETURN_IF_ERROR(number("epoch", &note.epoch));
-  MIRROR_RETURN_IF_ERROR(number("promoted_seq", &note.promoted_seq));
-  if (auto it = j.find("message"); it != j.end() && it->is_string()) note.message = *it;
-  if (auto it = j.find("time"); it != j.end() && it->is_string()) note.time = *it;
-  return std::optional<FencedNote>(std::move(note));
-}
 
 std::vector<std::string> PathsOf(const common::Op& op) {
   return std::visit(

@@ -1,6 +1,6 @@
 // Reading an old source's journal for `mirrord adopt` (mirrord/adopt.h): which of its
-// records never reached the promoted side, and what the fenced mirrorfs wrote beside it
-// (`<journal>.fenced`, format in docs/formats.md, "Failback report").
+// records never reached the promoted side (the fenced mirrorfs's note beside it is read
+// with common/fence_file.h).
 //
 // Thread-safety: plain functions; the journal must not be in use by a mirrorfs (it is
 // opened read-write, and Journal::Open's recovery may erase stray records past its end,
@@ -17,18 +17,6 @@
 #include "common/status.h"
 
 namespace mirror::d {
-
-// `<journal>.fenced`: what the promoted side said when it fenced the old source.
-struct FencedNote {
-  uint64_t epoch = 0;         // 0 when the message did not carry it
-  uint64_t promoted_seq = 0;  // the last seq the promoted image holds; 0: unknown
-  std::string message;
-  std::string time;
-};
-
-// The note at `path`; nullopt when there is none. Corruption (naming the file) when it
-// is not the JSON object described above.
-common::Result<std::optional<FencedNote>> ReadFencedFile(const std::string& path);
 
 // One record the promoted side may not have.
 struct UnshippedRecord {

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "common/endian.h"
+#include "common/fence_file.h"
 #include "common/volume_attrs.h"
 
 namespace mirror::d {
@@ -110,7 +111,7 @@ Status SourceStore::Recover(std::string* note) {
   promoted_seq_ = state_.promoted_seq;
   adopted_ = state_.adopted;
   if (state_.promoted) {
-    fenced_message_ = FencedText(state_.epoch, state_.promoted_seq);
+    fenced_message_ = common::FenceMessage(state_.epoch, state_.promoted_seq);
     *note += "; promoted at epoch " + std::to_string(state_.epoch) + " (takes no more records)";
   }
   if (resync_active_) *note += "; resync in progress (the image is not consistent)";

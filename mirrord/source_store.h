@@ -30,8 +30,8 @@
 // made durable and applied, the epoch raised, the state file says promoted (with the
 // last seq the image holds) and the image root gets the volume id and the new epoch
 // (common/volume_attrs.h). From then on every session, record and sync is refused with
-// stale-epoch "fenced: promoted at epoch N (image at seq S)". It refuses, unless forced,
-// while the image cannot be consistent: before any source connected, during a resync
+// stale-epoch "fenced: promoted at epoch N (image at seq S)" (common/fence_file.h). It refuses,
+// unless forced, while the image cannot be consistent: before any source connected, during a resync
 // (a baseline is one), or after the store broke; forced, it says what may be missing.
 //
 // Image queries (ImageManifest, ImageSums) first apply through the given seq, as Sync
@@ -133,10 +133,6 @@ struct ResyncInfo {
   uint64_t next_seq = 0;      // the stream restarts here: received = durable = applied = next - 1
   std::string cleared_error;  // an earlier apply failure that the dropped records caused
 };
-
-// The refusal of a promoted store's sessions: "fenced: promoted at epoch N (image at seq
-// S)". mirrorfs reads N and S from it (mirrorfs/fence_file.h).
-std::string FencedText(uint64_t epoch, uint64_t seq);
 
 // What Promote did. `refused` non-empty: nothing changed, and it says why (without force).
 struct PromoteResult {

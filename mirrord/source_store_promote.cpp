@@ -1,5 +1,6 @@
 // SourceStore's promote: apply everything received, raise the epoch, mark the image a
 // primary and fence every later session (source_store.h, "Promote").
+#include "common/fence_file.h"
 #include "common/volume_attrs.h"
 #include "mirrord/source_store.h"
 
@@ -8,11 +9,6 @@ namespace mirror::d {
 using common::Result;
 using common::Status;
 using common::WireError;
-
-std::string FencedText(uint64_t epoch, uint64_t seq) {
-  return "fenced: promoted at epoch " + std::to_string(epoch) + " (image at seq " +
-         std::to_string(seq) + ")";
-}
 
 std::optional<Refusal> SourceStore::PromoteRefusalLocked() const {
   if (retired_) {
@@ -169,7 +165,7 @@ Result<PromoteResult> SourceStore::Promote(bool force) {
     std::lock_guard<std::mutex> lock(mu_);
     epoch_ = result.epoch;
     promoting_ = false;
-    fenced_message_ = FencedText(result.epoch, seq);
+    fenced_message_ = common::FenceMessage(result.epoch, seq);
   }
   // The log holds nothing the image lacks (unless forced past a failure: keep it then).
   if (result.warnings.empty()) (void)DeleteApplied(seq);

@@ -6,7 +6,7 @@
 #include <cerrno>
 #include <filesystem>
 
-#include "common/unique_fd.h"
+#include "common/file_replace.h"
 #include "mirrord/source_store.h"
 
 namespace mirror::d {
@@ -14,17 +14,6 @@ namespace mirror::d {
 using common::Result;
 using common::Status;
 using common::WireError;
-
-namespace {
-
-Status SyncDirectory(const std::string& dir) {
-  common::UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd) return Status::IOError("open directory " + dir, errno);
-  if (::fsync(fd.get()) != 0) return Status::IOError("fsync directory " + dir, errno);
-  return Status::Ok();
-}
-
-}  // namespace
 
 Result<ResyncInfo> SourceStore::Resync(uint64_t token, uint64_t next_seq, Refusal* refusal) {
   auto fail = [&](WireError code, const Status& s) {
@@ -116,7 +105,7 @@ Status SourceStore::DropLogLocked() {
     return Status::IOError("rename " + log_dir() + " to " + dropped_log_dir(), errno);
   }
   // The rename must be on disk before the state file names seqs the old log lacks.
-  return SyncDirectory(dir_);
+  return common::SyncDirectory(dir_);
 }
 
 Status SourceStore::OpenLogLocked(uint64_t next_seq) {

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/crc32c.h"
+#include "common/file_replace.h"
 #include "common/unique_fd.h"
 
 namespace mirror::d {
@@ -60,16 +61,6 @@ Result<std::string> ReadSmallFile(const std::string& path) {
   }
   return Status::Corruption("state file " + path + " is larger than " +
                             std::to_string(kMaxStateBytes) + " bytes");
-}
-
-Status WriteAll(int fd, std::string_view bytes, const std::string& path) {
-  while (!bytes.empty()) {
-    ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return Status::IOError("write " + path, n < 0 ? errno : EIO);
-    bytes.remove_prefix(static_cast<size_t>(n));
-  }
-  return Status::Ok();
 }
 
 }  // namespace
@@ -148,21 +139,7 @@ Result<SourceState> ReadStateFile(const std::string& path) {
 Status WriteStateFile(const std::string& path, const SourceState& state) {
   Json j = Body(state, state.resync_active);
   j["crc32c"] = BodyCrc(j);
-  const std::string text = j.dump() + "\n";
-  const std::string tmp = path + ".tmp";
-  {
-    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
-    if (!fd) return Status::FromErrno("create " + tmp, errno);
-    MIRROR_RETURN_IF_ERROR(WriteAll(fd.get(), text, tmp));
-    if (::fsync(fd.get()) != 0) return Status::IOError("fsync " + tmp, errno);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return Status::IOError("rename " + tmp, errno);
-  const size_t slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
-  UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!dfd) return Status::IOError("open directory " + dir, errno);
-  if (::fsync(dfd.get()) != 0) return Status::IOError("fsync directory " + dir, errno);
-  return Status::Ok();
+  return common::ReplaceFile(path, j.dump() + "\n");
 }
 
 }  // namespace mirror::d

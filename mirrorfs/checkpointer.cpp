@@ -4,7 +4,7 @@
 
 #include <cerrno>
 
-#include "mirrorfs/clock.h"
+#include "common/clock.h"
 #include "mirrorfs/log.h"
 
 namespace mirror::fs {
@@ -141,7 +141,7 @@ common::Status Checkpointer::RunOne(MirrorWait wait, std::chrono::milliseconds t
   if (freed_ok) stats_.freed_seq = std::max(stats_.freed_seq, freed);
   if (s.ok()) {
     stats_.cp_seq = seq;
-    stats_.cp_time_ns = RealtimeNs();
+    stats_.cp_time_ns = common::RealtimeNs();
     ++stats_.cps;
     stats_.last_error.clear();
   } else {

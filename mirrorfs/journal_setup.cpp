@@ -1,6 +1,5 @@
 #include "mirrorfs/journal_setup.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -10,8 +9,8 @@
 #include <optional>
 #include <sstream>
 
+#include "common/file_replace.h"
 #include "common/journal_format.h"
-#include "common/unique_fd.h"
 
 namespace mirror::fs {
 namespace {
@@ -37,31 +36,18 @@ Status MakeParents(const std::string& path) {
   return Status::Ok();
 }
 
-// Writes `content` to `path` through a temporary file, fsync and rename.
-Status WriteFileAtomically(const std::string& path, const std::string& content) {
-  std::string tmp = path + ".tmp";
-  common::UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!fd) return Status::IOError("create " + tmp, errno);
-  if (write(fd.get(), content.data(), content.size()) != static_cast<ssize_t>(content.size()) ||
-      fsync(fd.get()) != 0) {
-    Status s = Status::IOError("write " + tmp, errno);
-    unlink(tmp.c_str());
-    return s;
-  }
-  if (rename(tmp.c_str(), path.c_str()) != 0) return Status::IOError("rename " + tmp, errno);
-  return Status::Ok();
-}
-
 }  // namespace
 
 common::Result<std::string> EnsureVolumeId(const std::string& backing) {
-  char buf[128];
-  ssize_t n = getxattr(backing.c_str(), kVolumeIdXattr, buf, sizeof(buf) - 1);
-  if (n > 0) return std::string(buf, static_cast<size_t>(n));
-  if (n < 0 && errno != ENODATA) {
-    return Status::IOError("read " + std::string(kVolumeIdXattr) + " of " + backing +
-                               " (BACKING must support trusted.* xattrs)",
-                           errno);
+  auto existing = common::ReadVolumeId(backing);
+  if (!existing.ok()) {
+    return existing.status().Annotate("BACKING must support trusted.* xattrs");
+  }
+  if (*existing) {
+    if ((*existing)->empty()) {
+      return Status::Corruption(std::string(kVolumeIdXattr) + " of " + backing + " is empty");
+    }
+    return **existing;
   }
   std::string id = ReadSmallFile("/proc/sys/kernel/random/uuid");
   if (id.size() != 36) return Status::IOError("read /proc/sys/kernel/random/uuid", EIO);
@@ -126,7 +112,7 @@ common::Result<OpenedJournal> OpenMountJournal(const MountConfig& config,
 }
 
 common::Status StampJournalBoot(const std::string& journal_path) {
-  return WriteFileAtomically(journal_path + ".boot", CurrentBootId() + "\n");
+  return common::ReplaceFile(journal_path + ".boot", CurrentBootId() + "\n");
 }
 
 }  // namespace mirror::fs

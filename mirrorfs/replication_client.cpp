@@ -2,7 +2,7 @@
 
 #include <cerrno>
 
-#include "mirrorfs/clock.h"
+#include "common/clock.h"
 #include "mirrorfs/log.h"
 #include "mirrorfs/replication_session.h"
 #include "mirrorfs/resync_marker.h"
@@ -50,7 +50,7 @@ ReplicationClient::~ReplicationClient() { Stop(); }
 
 void ReplicationClient::Start() {
   if (thread_.joinable()) return;
-  auto fence = ReadFenceFile(identity_.fence_file);
+  auto fence = common::ReadFenceFile(identity_.fence_file);
   if (!fence.ok() || fence->has_value()) {
     const std::string what = fence.ok() ? (*fence)->message : "unreadable " + identity_.fence_file;
     Log(LogLevel::kError, "mirror: fenced earlier (" + what + "; see " + identity_.fence_file +
@@ -215,8 +215,8 @@ void ReplicationClient::OnSessionEnded(LinkState next, const std::string& why, b
 }
 
 void ReplicationClient::RecordFence(const std::string& why) {
-  FenceInfo info = ParseFenceMessage(why);
-  if (common::Status s = WriteFenceFile(identity_.fence_file, info); !s.ok()) {
+  common::FenceInfo info = common::ParseFenceMessage(why);
+  if (common::Status s = common::WriteFenceFile(identity_.fence_file, info); !s.ok()) {
     Log(LogLevel::kError,
         "mirror: " + s.ToString() + " (a remount will connect and be fenced again)");
   }
@@ -339,7 +339,7 @@ double ReplicationClient::LagSeconds(uint64_t received) const {
   if (!cursor.ok()) return 0;
   common::Result<bool> next = cursor->Next();
   if (!next.ok() || !*next) return 0;
-  const int64_t age_ns = RealtimeNs() - cursor->record().meta.timestamp_ns;
+  const int64_t age_ns = common::RealtimeNs() - cursor->record().meta.timestamp_ns;
   return age_ns > 0 ? static_cast<double>(age_ns) / 1e9 : 0;
 }
 

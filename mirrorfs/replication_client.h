@@ -8,7 +8,7 @@
 // A broken link (refusal, reset, no answer for kDeadAfter) closes the connection; the
 // next one is tried after a backoff (kMinBackoff doubling up to kMaxBackoff) and resumes
 // where mirrord says. A refusal for a stale epoch fences the mount: no more attempts, the
-// fence file (fence_file.h) is written, and a remount that finds it does not connect.
+// fence file (common/fence_file.h) is written, and a remount that finds it does not connect.
 //
 // Writers (AwaitWriter, after their change is made and their locks are released) wait as
 // the mode says: sync until mirrord received their record, durable until it is on
@@ -38,10 +38,10 @@
 #include <string>
 #include <thread>
 
+#include "common/fence_file.h"
 #include "common/journal.h"
 #include "common/manifest.h"
 #include "common/status.h"
-#include "mirrorfs/fence_file.h"
 #include "mirrorfs/mount_config.h"
 #include "mirrorfs/resync.h"
 
@@ -59,7 +59,7 @@ struct ReplicationIdentity {
   // A file whose existence means the mirror is out of sync (its text says why); kept
   // beside the journal so that a remount knows.
   std::string out_of_sync_marker;
-  // The fence file (fence_file.h), also beside the journal: once mirrord fenced this
+  // The fence file (common/fence_file.h), also beside the journal: once mirrord fenced this
   // mount, it ships nothing more, also after a remount.
   std::string fence_file;
 };
@@ -82,7 +82,7 @@ class ReplicationClient final : public ResyncLink {
     bool resync_active = false;  // a resync (or baseline) is running
     std::string resync_reason;   // why the mirror needs / needed one
     ResyncProgress resync;       // its progress (the last one's after it ended)
-    std::optional<FenceInfo> fence;  // set once fenced: where the promoted image stopped
+    std::optional<common::FenceInfo> fence;  // set once fenced: where the promoted image stopped
   };
 
   // `journal` must outlive the client.
@@ -214,7 +214,7 @@ class ReplicationClient final : public ResyncLink {
   bool resync_active_ = false;               // guarded by mu_
   std::string resync_reason_;                // guarded by mu_
   ResyncProgress resync_progress_;           // guarded by mu_
-  std::optional<FenceInfo> fence_;           // guarded by mu_
+  std::optional<common::FenceInfo> fence_;   // guarded by mu_
 
   std::string backing_;  // set by EnableResync; empty: no resync
   Resyncer::Freeze freeze_;

@@ -5,7 +5,7 @@
 
 #include <optional>
 
-#include "mirrorfs/clock.h"
+#include "common/clock.h"
 #include "mirrorfs/resync_progress.h"
 
 namespace mirror::fs {
@@ -13,7 +13,7 @@ namespace mirror::fs {
 namespace {
 
 // Where the promoted image stopped, and how many of our records it never got.
-nlohmann::json FenceStatus(const std::optional<FenceInfo>& fence, uint64_t last_seq) {
+nlohmann::json FenceStatus(const std::optional<common::FenceInfo>& fence, uint64_t last_seq) {
   if (!fence) return nullptr;
   nlohmann::json f = {{"epoch", fence->epoch},
                       {"promoted_seq", fence->promoted_seq},
@@ -104,7 +104,7 @@ nlohmann::json BuildStatus(const StatusSources& s) {
     state = ms->resync_active ? (ms->resync.baseline ? "baseline" : "resync")
                               : MirrorState(ms->link, s.mirror_config->degrade);
   }
-  const int64_t now_ns = RealtimeNs();
+  const int64_t now_ns = common::RealtimeNs();
   nlohmann::json j;
   j["ok"] = true;
   j["state"] = state;

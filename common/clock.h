@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-namespace mirror::fs {
+namespace mirror::common {
 
 inline int64_t RealtimeNs() {
   struct timespec ts;
@@ -13,4 +13,4 @@ inline int64_t RealtimeNs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-}  // namespace mirror::fs
+}  // namespace mirror::common

@@ -1,5 +1,6 @@
-// The fence file: `<journal>.fenced`, written once when mirrord refuses this mount's epoch
-// (the destination was promoted: DESIGN invariant 7). One JSON object, written by rename
+// The fence file: `<journal>.fenced`, written once by a mirrorfs when mirrord refuses its
+// epoch (the destination was promoted: DESIGN invariant 7), and mirrord's refusal message
+// it is read from: both ends of that format live here. One JSON object, written by rename
 // and fsynced, so that the old source's admin, its status and `mirrord adopt` (failback,
 // docs/operations.md) know where the promoted image stopped:
 //
@@ -19,7 +20,7 @@
 
 #include "common/status.h"
 
-namespace mirror::fs {
+namespace mirror::common {
 
 struct FenceInfo {
   uint64_t epoch = 0;         // the epoch the destination was promoted at (0: unknown)
@@ -28,12 +29,16 @@ struct FenceInfo {
   std::string time;           // UTC, ISO 8601
 };
 
-// Reads epoch and seq from mirrord's "fenced: promoted at epoch N (image at seq S)".
+// mirrord's refusal of a promoted source: "fenced: promoted at epoch N (image at seq S)".
+std::string FenceMessage(uint64_t epoch, uint64_t promoted_seq);
+// Reads epoch and seq back from a text holding that message (0 when it is not there).
 FenceInfo ParseFenceMessage(const std::string& message);
 
-// The file at `path`; nullopt when there is none. Corruption when it does not parse.
-common::Result<std::optional<FenceInfo>> ReadFenceFile(const std::string& path);
-// Writes it (fills `time` when empty).
-common::Status WriteFenceFile(const std::string& path, FenceInfo info);
+// The file at `path`; nullopt when there is none. Corruption (naming the file) when it is
+// not such a JSON object or a number is not a whole number (a guessed seq would make a
+// failback report wrong).
+Result<std::optional<FenceInfo>> ReadFenceFile(const std::string& path);
+// Writes it, replacing any (fills `time` when empty).
+Status WriteFenceFile(const std::string& path, FenceInfo info);
 
-}  // namespace mirror::fs
+}  // namespace mirror::common
