@@ -105,19 +105,37 @@ Result<ImageTree> ImageTree::Open(const std::string& root_path, ResolveMethod me
   return ImageTree(std::move(root), method);
 }
 
-Status ImageTree::Apply(const Op& op, const ApplyOptions& options) const {
-  const apply_internal::Ctx ctx{root_.get(), method_, options};
-  return std::visit([&ctx](const auto& o) { return apply_internal::ApplyOp(ctx, o); }, op);
+namespace {
+
+// Ops that change no name in the image, so a file kept open stays the file at its path.
+bool KeepsNames(const Op& op) {
+  return std::holds_alternative<WriteOp>(op) || std::holds_alternative<TruncateOp>(op) ||
+         std::holds_alternative<FallocateOp>(op) || std::holds_alternative<ChmodOp>(op) ||
+         std::holds_alternative<ChownOp>(op) || std::holds_alternative<UtimensOp>(op) ||
+         std::holds_alternative<SetxattrOp>(op) || std::holds_alternative<RemovexattrOp>(op) ||
+         std::holds_alternative<CheckpointOp>(op) || std::holds_alternative<VoidOp>(op);
 }
 
-Status ImageTree::Apply(const Record& record, const ApplyOptions& options) const {
+}  // namespace
+
+Status ImageTree::Apply(const Op& op, const ApplyOptions& options) {
+  if (!KeepsNames(op)) open_files_.Clear();
+  const apply_internal::Ctx ctx{root_.get(), method_, options, open_files_};
+  Status st = std::visit([&ctx](const auto& o) { return apply_internal::ApplyOp(ctx, o); }, op);
+  // Whatever failed, the next record starts from names, not from what we hold.
+  if (!st.ok()) open_files_.Clear();
+  return st;
+}
+
+Status ImageTree::Apply(const Record& record, const ApplyOptions& options) {
   Status st = Apply(record.op, options);
   if (st.ok()) return st;
   return st.Annotate("record seq " + std::to_string(record.meta.seq) + " (" +
                      std::string(RecordTypeName(record.type())) + ")");
 }
 
-Status ImageTree::Sync() const {
+Status ImageTree::Sync() {
+  open_files_.Clear();
   if (syncfs(root_.get()) != 0) return Status::IOError("syncfs image", errno);
   return {};
 }

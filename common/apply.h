@@ -19,11 +19,14 @@
 // such answer is an error, which catches divergence in tests.
 //
 // Thread-safety: an ImageTree may be used by one thread at a time. Records must be
-// applied in sequence order; Apply has no other state between calls.
+// applied in sequence order. Between two calls the tree keeps only the files that data
+// records opened (common/apply_open_files.h): until the next Sync, nothing but this
+// ImageTree may rename or remove names in the image.
 #pragma once
 
 #include <string>
 
+#include "common/apply_open_files.h"
 #include "common/beneath.h"
 #include "common/record.h"
 #include "common/status.h"
@@ -59,19 +62,22 @@ class ImageTree {
   //    the target of an op that must not follow it, a device node not allowed);
   //  - NotFound / AlreadyExists / IOError (errno kept): the change did not apply.
   // Never throws.
-  Status Apply(const Record& record, const ApplyOptions& options) const;
-  Status Apply(const Op& op, const ApplyOptions& options) const;
+  Status Apply(const Record& record, const ApplyOptions& options);
+  Status Apply(const Op& op, const ApplyOptions& options);
 
-  // Flushes the image's filesystem (syncfs on the root fd).
-  Status Sync() const;
+  // Closes the files kept open and flushes the image's filesystem (syncfs on the root fd).
+  Status Sync();
 
   int root_fd() const { return root_.get(); }
+  // How many files data records keep open (common/apply_open_files.h).
+  size_t open_files() const { return open_files_.size(); }
 
  private:
   ImageTree(UniqueFd root, ResolveMethod method) : root_(std::move(root)), method_(method) {}
 
   UniqueFd root_;
   ResolveMethod method_;
+  OpenFiles open_files_;
 };
 
 // False for ops whose repetition cannot be told apart from a new change, so that a

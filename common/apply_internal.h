@@ -16,11 +16,13 @@
 
 namespace mirror::common::apply_internal {
 
-// What every op applier needs: the image root, how to resolve beneath it, the options.
+// What every op applier needs: the image root, how to resolve beneath it, the options,
+// and the files data records keep open (apply_open_files.h).
 struct Ctx {
   int root_fd;
   ResolveMethod method;
   const ApplyOptions& options;
+  OpenFiles& open_files;
 };
 
 // A resolved entry: its parent directory, opened beneath the root (a real O_RDONLY fd,

@@ -46,7 +46,7 @@ inline std::string Xattr(const std::string& path, const char* name) {
   return std::string(buf, static_cast<size_t>(n));
 }
 
-inline void ApplyOk(const ImageTree& tree, const Op& op, const ApplyOptions& options = {}) {
+inline void ApplyOk(ImageTree& tree, const Op& op, const ApplyOptions& options = {}) {
   Status st = tree.Apply(op, options);
   REQUIRE_MESSAGE(st.ok(), RecordTypeName(TypeOf(op)) << ": " << st.ToString());
 }
