@@ -44,7 +44,10 @@ ReplicationClient::ReplicationClient(common::Journal& journal, const MirrorConfi
     : journal_(journal),
       config_(config),
       identity_(std::move(identity)),
-      loop_(std::make_unique<Loop>()) {}
+      loop_(std::make_unique<Loop>()) {
+  std::lock_guard lock(mu_);
+  SetLinkLocked(link_);
+}
 
 ReplicationClient::~ReplicationClient() { Stop(); }
 
@@ -59,7 +62,7 @@ void ReplicationClient::Start() {
                               "docs/operations.md)");
     {
       std::lock_guard lock(mu_);
-      link_ = LinkState::kFenced;
+      SetLinkLocked(LinkState::kFenced);
       last_error_ = what;
       if (fence.ok()) fence_ = **fence;
     }
@@ -85,9 +88,10 @@ void ReplicationClient::Stop() {
     std::lock_guard lock(mu_);
     if (stopping_) return;
     stopping_ = true;
-    link_ = LinkState::kStopped;
+    SetLinkLocked(LinkState::kStopped);
   }
   acked_.notify_all();
+  ack_waiters_.WakeAll();
   if (!thread_.joinable()) return;
   asio::post(loop_->io, [this] {
     loop_->reconnect.cancel();
@@ -144,11 +148,12 @@ void ReplicationClient::OnConnected(uint64_t received, uint64_t durable, uint64_
   loop_->backoff = kMinBackoff;
   {
     std::lock_guard lock(mu_);
-    link_ = LinkState::kConnected;
+    SetLinkLocked(LinkState::kConnected);
     ++connects_;
     have_received_offset_ = false;
   }
   acked_.notify_all();
+  ack_waiters_.WakeAll();
   Log(LogLevel::kNotice, "mirror: connected to mirrord " + config_.target + " (resume at seq " +
                              std::to_string(received + 1) + ", durable " + std::to_string(durable) +
                              ", applied " + std::to_string(applied) + ")");
@@ -158,6 +163,7 @@ void ReplicationClient::OnConnected(uint64_t received, uint64_t durable, uint64_
 void ReplicationClient::OnAck(uint64_t received, uint64_t durable) {
   received_seq_.store(received, std::memory_order_release);
   durable_seq_.store(durable, std::memory_order_release);
+  ack_waiters_.Advance(config_.mode == AckMode::kDurable ? durable : received);
   std::lock_guard lock(mu_);
   if (waiters_ > 0) acked_.notify_all();
 }
@@ -184,10 +190,11 @@ void ReplicationClient::OnSessionEnded(LinkState next, const std::string& why, b
     restart_pending_ = false;
     if (stopping_) return;
     log_it = was_streaming || why != last_error_ || link_ != next;
-    link_ = next;
+    SetLinkLocked(next);
     last_error_ = why;
   }
   acked_.notify_all();
+  ack_waiters_.WakeAll();
   if (next == LinkState::kFenced) RecordFence(why);
   if (next != LinkState::kDisconnected && next != LinkState::kRefused) {
     Log(LogLevel::kError, std::string("mirror: ") + LinkStateName(next) + ": " + why +
@@ -253,6 +260,11 @@ void ReplicationClient::MarkOutOfSync(const std::string& why) {
 
 // ---- Writers and consistency points
 
+void ReplicationClient::SetLinkLocked(LinkState link) {
+  link_ = link;
+  writers_go_on_.store(MayGoOnLocked(), std::memory_order_release);
+}
+
 bool ReplicationClient::MayGoOnLocked() const {
   switch (link_) {
     case LinkState::kConnected:
@@ -280,12 +292,10 @@ void ReplicationClient::AwaitWriter(uint64_t seq) {
   }
   const std::atomic<uint64_t>& acked =
       config_.mode == AckMode::kDurable ? durable_seq_ : received_seq_;
-  if (acked.load(std::memory_order_acquire) >= seq) return;
-  std::unique_lock lock(mu_);
-  ++waiters_;
-  acked_.wait(lock,
-              [&] { return acked.load(std::memory_order_acquire) >= seq || MayGoOnLocked(); });
-  --waiters_;
+  ack_waiters_.Wait(seq, [&] {
+    return acked.load(std::memory_order_acquire) >= seq ||
+           writers_go_on_.load(std::memory_order_acquire);
+  });
 }
 
 common::Result<uint64_t> ReplicationClient::Sync(uint64_t seq, bool wait_for_link,
@@ -357,7 +367,7 @@ ReplicationClient::Stats ReplicationClient::stats() const {
   std::lock_guard lock(mu_);
   s.link = link_;
   s.connects = connects_;
-  s.waiting_writers = waiters_;
+  s.waiting_writers = waiters_ + ack_waiters_.size();
   s.last_error = last_error_;
   s.resync_active = resync_active_;
   s.resync_reason = resync_reason_;

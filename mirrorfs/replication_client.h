@@ -23,7 +23,8 @@
 // runs on its own thread and the stream restarts where it says.
 //
 // Thread-safety: every public method may be called from any thread. Lock order: mu_ is
-// a leaf (never held while calling the journal or Asio).
+// held while calling nothing but ack_waiters_ (whose lock is a leaf); never while calling
+// the journal or Asio.
 #pragma once
 
 #include <atomic>
@@ -44,6 +45,7 @@
 #include "common/status.h"
 #include "mirrorfs/mount_config.h"
 #include "mirrorfs/resync.h"
+#include "mirrorfs/seq_waiters.h"
 
 namespace mirror::fs {
 
@@ -185,6 +187,7 @@ class ReplicationClient final : public ResyncLink {
                               uint64_t gate, std::chrono::milliseconds timeout);
   void FailRequestsLocked(const common::Status& why);
   bool MayGoOnLocked() const;  // writers need not wait (link down and degrade, ...)
+  void SetLinkLocked(LinkState link);  // sets link_ and writers_go_on_
   uint64_t LagBytes() const;
   double LagSeconds(uint64_t received) const;
 
@@ -197,10 +200,12 @@ class ReplicationClient final : public ResyncLink {
   std::atomic<uint64_t> applied_seq_{0};
   std::atomic<uint64_t> sent_seq_{0};
   std::atomic<bool> wake_posted_{false};  // a ship is already queued on the loop
+  std::atomic<bool> writers_go_on_{false};  // MayGoOnLocked(), for waiters without mu_
+  SeqWaiters ack_waiters_;                  // sync and durable writers, by their seq
 
   mutable std::mutex mu_;
   std::condition_variable acked_;            // seqs moved, link state changed, or stopping
-  LinkState link_ = LinkState::kConnecting;  // guarded by mu_
+  LinkState link_ = LinkState::kConnecting;  // guarded by mu_; set by SetLinkLocked
   bool stopping_ = false;                    // guarded by mu_
   uint64_t waiters_ = 0;                     // guarded by mu_
   uint64_t connects_ = 0;                    // guarded by mu_

@@ -131,6 +131,7 @@ void ReplicationClient::OnRestartAcked(uint64_t seq) {
   stream_superseded_ = false;
   have_received_offset_ = false;
   acked_.notify_all();
+  ack_waiters_.WakeAll();  // their seqs may be at or below the restart's
 }
 
 common::Result<ReplicationClient::Request> ReplicationClient::Ask(
