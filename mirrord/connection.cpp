@@ -46,7 +46,7 @@ void Connection::Start() {
   asio::post(socket_.get_executor(), [self = shared_from_this()] {
     boost::system::error_code ec;
     self->socket_.set_option(asio::ip::tcp::no_delay(true), ec);
-    self->ArmTimer(self->config_.handshake_timeout);
+    self->ArmTimer(std::chrono::steady_clock::now() + self->config_.handshake_timeout);
     self->ReadHeader();
   });
 }
@@ -71,8 +71,16 @@ void Connection::RefuseIfSource(const std::string& source_id, const Refusal& ref
 
 void Connection::ReadHeader() {
   if (phase_ == Phase::kClosed) return;
-  if (phase_ == Phase::kStreaming && config_.idle_timeout.count() > 0) {
-    ArmTimer(config_.idle_timeout);
+  // The idle timeout runs from here (the previous frame was handled). Only the deadline
+  // moves: re-arming the timer per frame would cancel its wait, and every cancelled wait
+  // runs a handler (often on the other I/O thread). OnTimer re-arms it for what is left.
+  // After a refusal, Refuse's timer stays.
+  if (phase_ == Phase::kStreaming && config_.idle_timeout.count() > 0 && !close_after_write_) {
+    last_activity_ = std::chrono::steady_clock::now();
+    if (!idle_timer_armed_) {
+      idle_timer_armed_ = true;
+      ArmTimer(last_activity_ + config_.idle_timeout);
+    }
   }
   asio::async_read(socket_, asio::buffer(header_),
                    [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
@@ -184,6 +192,7 @@ void Connection::OnSessionStarted(common::Result<SessionInfo> info, SourceStore*
   welcome.applied_seq = info->applied_seq;
   welcome.epoch = info->epoch;
   phase_ = Phase::kStreaming;
+  timer_.cancel();  // the handshake's timeout ends; ReadHeader starts the idle one (if any)
   registry_.SetConnected(source_id_, token_, peer_);
   LogSource(LogLevel::kNotice, source_id_,
             "connected from " + peer_ + " (epoch " + std::to_string(info->epoch) +
@@ -253,6 +262,7 @@ void Connection::TryReceive() {
     // Backpressure: no read until the flusher frees a half; no idle timeout meanwhile.
     waiting_for_room_ = true;
     timer_.cancel();
+    idle_timer_armed_ = false;  // ReadHeader arms it again
     // The callback owns the connection: while it waits for room nothing else does (no
     // read or timer is pending), and the store calls every waiter, also when it stops.
     store_->WhenRoom([self = shared_from_this()] {
@@ -320,7 +330,9 @@ void Connection::Refuse(const Refusal& refusal) {
   jobs_.clear();
   close_after_write_ = true;
   out_.push_back(EncodeOrEmpty(common::ErrorMsg{refusal.code, msg}));
-  ArmTimer(std::chrono::seconds(5));  // a peer that does not read cannot keep us
+  // A peer that does not read cannot keep us.
+  idle_timer_armed_ = false;
+  ArmTimer(std::chrono::steady_clock::now() + std::chrono::seconds(5));
   KickWrite();
 }
 
@@ -341,8 +353,8 @@ void Connection::Close(const std::string& why) {
 
 // ---- Timeouts
 
-void Connection::ArmTimer(std::chrono::milliseconds after) {
-  timer_.expires_after(after);
+void Connection::ArmTimer(std::chrono::steady_clock::time_point at) {
+  timer_.expires_at(at);
   timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
     if (!ec) self->OnTimer();
   });
@@ -350,13 +362,18 @@ void Connection::ArmTimer(std::chrono::milliseconds after) {
 
 void Connection::OnTimer() {
   if (phase_ == Phase::kClosed) return;
+  const auto now = std::chrono::steady_clock::now();
   // A handler queued before the timer was re-armed or cancelled: not a timeout.
-  if (timer_.expiry() > asio::steady_timer::clock_type::now()) return;
+  if (timer_.expiry() > now) return;
   if (waiting_for_room_) return;
   if (close_after_write_) return Close("peer did not read our ERROR");
+  // Frames came after the timer was armed: the idle deadline moved on.
+  if (idle_timer_armed_ && last_activity_ + config_.idle_timeout > now) {
+    return ArmTimer(last_activity_ + config_.idle_timeout);
+  }
   // The source waits for a job's answer (it should PING meanwhile, but an apply or a tree
   // walk may take longer than it expects).
-  if (job_running_ || !jobs_.empty()) return ArmTimer(config_.idle_timeout);
+  if (job_running_ || !jobs_.empty()) return ArmTimer(now + config_.idle_timeout);
   if (phase_ == Phase::kStreaming) {
     LogSource(LogLevel::kWarning, source_id_, "idle for too long; closing " + peer_);
     return Close("idle timeout");

@@ -28,6 +28,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -99,7 +100,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void KickWrite();
   void Refuse(const Refusal& refusal);
   void Close(const std::string& why);
-  void ArmTimer(std::chrono::milliseconds after);
+  void ArmTimer(std::chrono::steady_clock::time_point at);
   void OnTimer();
 
   boost::asio::ip::tcp::socket socket_;
@@ -122,6 +123,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string_view pending_records_;  // part of a RECORDS frame not yet taken
   uint32_t pending_count_ = 0;
   bool waiting_for_room_ = false;
+
+  // The timer times the handshake, then (idle_timeout > 0) idleness, or after a refusal
+  // the ERROR's write. Idle: the deadline is last_activity_ + idle_timeout, and the
+  // timer, armed once, re-arms itself until that passed (see ReadHeader).
+  bool idle_timer_armed_ = false;                        // the timer's wait is the idle timeout's
+  std::chrono::steady_clock::time_point last_activity_;  // ReadHeader last began a read
 
   std::deque<Job> jobs_;  // not yet started
   bool job_running_ = false;

@@ -226,15 +226,35 @@ void SourceStore::EndSession(uint64_t token) {
 
 ReceiveResult SourceStore::Receive(uint64_t token, std::string_view records, uint32_t count) {
   ReceiveResult result;
-  std::lock_guard<std::mutex> lock(mu_);
-  if ((result.error = PromoteRefusalLocked())) return result;
+  bool started_half = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    started_half = ReceiveLocked(token, records, count, &result);
+    if (result.accepted > 0) NoteArrivalLocked(std::chrono::steady_clock::now());
+  }
+  // The flusher needs a wake only when a record went into an empty active half: it then
+  // waits untimed, and must time the flush_delay from that record on. While the half
+  // holds records it already waits until oldest_unflushed_ + flush_delay, which records
+  // appended behind the first do not move, so a wake per frame would only cost a context
+  // switch. A switch of halves wakes it (SwitchLocked), and a flusher busy flushing looks
+  // at the active half again before it waits. Notified after unlocking, so that it does
+  // not wake only to block on mu_.
+  if (started_half) flusher_cv_.notify_one();
+  return result;
+}
+
+bool SourceStore::ReceiveLocked(uint64_t token, std::string_view records, uint32_t count,
+                                ReceiveResult* out) {
+  ReceiveResult& result = *out;
+  bool started_half = false;
+  if ((result.error = PromoteRefusalLocked())) return false;
   if (token != session_token_) {
     result.error = Refusal{WireError::kProtocol, "replaced by a newer connection of the source"};
-    return result;
+    return false;
   }
   if (!error_.ok()) {
     result.error = Refusal{WireError::kInternal, "store is broken: " + error_.ToString()};
-    return result;
+    return false;
   }
   IncomingRecordRules rules;
   rules.epoch = epoch_;
@@ -250,29 +270,30 @@ ReceiveResult SourceStore::Receive(uint64_t token, std::string_view records, uin
     std::optional<Refusal> refused = CheckIncomingRecord(records.substr(pos), rules, &length);
     if (refused) {
       result.error = std::move(refused);
-      return result;
+      return started_half;
     }
     std::string_view rec = records.substr(pos, length);
     if (!memory_->TryAppend(rec)) {
       if (memory_->has_sealed()) {
         result.need_room = true;
-        return result;
+        return started_half;
       }
       SwitchLocked();
       if (!memory_->TryAppend(rec)) {  // cannot happen: a record fits in an empty half
         result.error = Refusal{WireError::kInternal, "record does not fit in an empty half"};
-        return result;
+        return started_half;
       }
     }
-    if (memory_->active_records() == 1) oldest_unflushed_ = std::chrono::steady_clock::now();
+    if (memory_->active_records() == 1) {
+      oldest_unflushed_ = std::chrono::steady_clock::now();
+      started_half = true;
+    }
     received_seq_ = SeqOf(rec);
     received_bytes_ += length;
     pos += length;
     ++result.accepted;
   }
-  if (result.accepted > 0) NoteArrivalLocked(std::chrono::steady_clock::now());
-  flusher_cv_.notify_one();  // the flusher times the flush_delay from now on
-  return result;
+  return started_half;
 }
 
 void SourceStore::NoteArrivalLocked(std::chrono::steady_clock::time_point now) {

@@ -245,6 +245,10 @@ class SourceStore {
   // Flushes the sealed half: called by the flusher with `lock` held; unlocks around I/O.
   void FlushSealed(std::unique_lock<std::mutex>& lock);
   void SwitchLocked();  // mu_ held: active half -> sealed; wakes the flusher
+  // Receive's work with mu_ held; true when a record went into an empty active half (the
+  // caller then wakes the flusher, which waits untimed while that half is empty).
+  bool ReceiveLocked(uint64_t token, std::string_view records, uint32_t count,
+                     ReceiveResult* result);
   common::Status WaitDurable(uint64_t seq);
   void NoteArrivalLocked(std::chrono::steady_clock::time_point now);  // mu_ held
   common::Status StoreState(const SourceState& state);                // apply_mu_ held

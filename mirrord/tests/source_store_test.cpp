@@ -89,6 +89,35 @@ TEST_CASE("StoreDurableCallbackFollowsEachFlush") {
   CHECK(f.get() == 5);
 }
 
+// Nothing asks for a flush here (no Flush, Sync or full half): the flush_delay alone
+// makes records durable, whether frames keep coming or stop.
+TEST_CASE("StoreFlushesEachHalfWithinTheFlushDelayWhileFramesKeepComingAndAfter") {
+  TempDir dir;
+  StoreOptions o = SmallOptions();
+  o.flush_delay = std::chrono::milliseconds(300);
+  auto store = OpenStore(dir / "s1", o);
+  uint64_t token = Start(*store);
+  auto wait_durable = [&](uint64_t seq) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (store->Stats().durable_seq < seq && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return store->Stats().durable_seq;
+  };
+  // A frame every 20 ms for 1.2 s: the frames after a half's first record do not put
+  // its flush off.
+  for (uint64_t s = 1; s <= 60; ++s) {
+    REQUIRE(store->Receive(token, WriteRec(s), 1).accepted == 1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CHECK(store->Stats().durable_seq > 0);
+  // Then silence: the last half is flushed on its own.
+  CHECK(wait_durable(60) == 60);
+  // A record into the empty store starts a new half, flushed on its own too.
+  REQUIRE(store->Receive(token, WriteRec(61), 1).accepted == 1);
+  CHECK(wait_durable(61) == 61);
+}
+
 TEST_CASE("StoreRefusesBadRecordsWithTheirCodeAndKeepsEarlierData") {
   TempDir dir;
   StoreOptions o = SmallOptions();

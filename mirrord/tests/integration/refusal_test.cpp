@@ -144,6 +144,41 @@ TEST_CASE("SilentPeersAreClosedByTheTimeouts") {
   CHECK(err->code == WireError::kOversized);
 }
 
+TEST_CASE("FramesKeepAConnectionOpenPastTheIdleTimeoutThenSilenceClosesIt") {
+  Daemon d;
+  d.StartConfigured(",\"idle_timeout\":\"400ms\"");
+  const std::vector<std::string> recs = MakeStream(12);
+  auto client = d.Connect("s1");
+  // A RECORDS frame every 100 ms for 1.2 s (three idle timeouts): each is acknowledged.
+  auto last_send = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < recs.size(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    last_send = std::chrono::steady_clock::now();
+    REQUIRE(client->SendRecords(recs, i, 1).ok());
+    auto ack = client->WaitAck(i + 1, false, std::chrono::seconds(5));
+    REQUIRE_MESSAGE(ack.ok(), "record " << i + 1 << ": " << ack.status().ToString());
+  }
+  CHECK(d.proc->LogText().find("idle for too long") == std::string::npos);
+  // Then silence: closed one idle timeout after the last frame, not before.
+  CHECK(client->WaitClosed(std::chrono::seconds(5)));
+  CHECK(std::chrono::steady_clock::now() - last_send >= std::chrono::milliseconds(400));
+  CHECK(d.proc->LogText().find("idle for too long") != std::string::npos);
+}
+
+TEST_CASE("WithoutAnIdleTimeoutASilentSessionOutlivesTheHandshakeTimeout") {
+  Daemon d;
+  d.StartConfigured(",\"handshake_timeout\":\"200ms\",\"idle_timeout\":\"0\"");
+  auto client = d.Connect("s1");
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  REQUIRE(client->Send(c::PingMsg{7}).ok());
+  auto pong =
+      client->ReadUntil([](const c::Message& m) { return std::holds_alternative<c::PongMsg>(m); },
+                        std::chrono::seconds(5));
+  REQUIRE_MESSAGE(pong.ok(), pong.status().ToString());
+  CHECK(std::get<c::PongMsg>(*pong).token == 7);
+  CHECK(d.proc->LogText().find("idle for too long") == std::string::npos);
+}
+
 TEST_CASE("ConnectionsOverTheLimitAreClosed") {
   Daemon d;
   d.StartConfigured(",\"max_connections\":2");
