@@ -59,7 +59,9 @@ common::Schema BuildSchema() {
       .Check(common::IsAbsolutePath, "an absolute path");
   s.String("secret_file", "One secret accepted for any source id (quick start)")
       .Check(common::IsAbsolutePath, "an absolute path");
-  s.Uint("io_threads", "Threads serving connections", Default(2)).Min(1).Max(64);
+  s.Uint("io_threads", "Threads serving connections (each connection stays on one)", Default(2))
+      .Min(1)
+      .Max(64);
   s.Object("limits", "Limits", limits);
   s.ObjectList("sources", "Sources allowed to connect", source);
   return s;

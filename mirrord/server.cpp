@@ -18,10 +18,16 @@ Server::Server(MirrordConfig config)
       blocking_(4),
       registry_(config_),
       signals_(strand_, SIGINT, SIGTERM),
-      grace_(strand_) {}
+      grace_(strand_) {
+  for (uint32_t i = 0; i < config_.io_threads; ++i) {
+    conn_io_.push_back(std::make_unique<asio::io_context>(1));
+    conn_work_.push_back(asio::make_work_guard(*conn_io_.back()));
+  }
+}
 
 Server::~Server() {
   io_.stop();
+  for (auto& c : conn_io_) c->stop();
   blocking_.join();
   registry_.CloseAll();
 }
@@ -129,8 +135,9 @@ void Server::RefuseSource(const std::string& source_id, const Refusal& refusal) 
 }
 
 void Server::Accept(asio::ip::tcp::acceptor& acceptor) {
+  asio::io_context& conn_io = *conn_io_[next_conn_io_++ % conn_io_.size()];
   acceptor.async_accept(
-      asio::make_strand(io_),
+      asio::make_strand(conn_io),
       [this, &acceptor](const boost::system::error_code& ec, asio::ip::tcp::socket socket) {
         if (ec == asio::error::operation_aborted || stopping_) return;
         if (ec) {
@@ -166,8 +173,10 @@ void Server::Run() {
   });
   for (auto& a : acceptors_) Accept(*a);
   std::vector<std::thread> threads;
-  for (uint32_t i = 1; i < config_.io_threads; ++i) threads.emplace_back([this] { io_.run(); });
-  io_.run();
+  for (auto& c : conn_io_) threads.emplace_back([&c] { c->run(); });
+  io_.run();  // until WaitDrained: every connection ended, or the grace is over
+  conn_work_.clear();
+  for (auto& c : conn_io_) c->stop();
   for (auto& t : threads) t.join();
   // Syncs in flight finish; then every store flushes its memory and stops.
   blocking_.join();

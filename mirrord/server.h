@@ -64,8 +64,15 @@ class Server {
 
   const MirrordConfig config_;
   boost::asio::io_context io_;  // declared first: destroyed last
+  // One loop per io_thread, each run by one thread; a connection lives on one of them
+  // (round-robin at accept), so its reads, receive and ACKs never hop threads: a shared
+  // multi-threaded loop woke a second thread for most handlers, a context switch per frame.
+  std::vector<std::unique_ptr<boost::asio::io_context>> conn_io_;
+  std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> conn_work_;
+  size_t next_conn_io_ = 0;  // used on strand_
   // Serialises the listeners, the signal set and the stop sequence (acceptors and timers
-  // are not thread-safe); connections have strands of their own.
+  // are not thread-safe) on io_, which the thread calling Run() runs; connections have
+  // strands of their own.
   boost::asio::strand<boost::asio::io_context::executor_type> strand_;
   boost::asio::thread_pool blocking_;
   StoreRegistry registry_;
