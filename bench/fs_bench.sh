@@ -64,7 +64,7 @@ usage() {
   cat <<EOF
 usage: bench/fs_bench.sh [--build DIR] [--runs N] [--size SIZE] [--quick] [--json FILE]
                          [--mirrorfs-opts OPTS] [--targets LIST] [--peers] [--no-lag]
-                         [--keep-logs DIR]
+                         [--journal-dir DIR] [--keep-logs DIR]
   --build DIR   build tree with bench/baselines/passthrough_ll, bench/bench_createloop,
                 mirrorfs/mirrorfs and mirrord/mirrord (default: $repo_dir/build)
   --runs N      runs per workload and target; figures are medians (default 3); also the
@@ -78,6 +78,11 @@ usage: bench/fs_bench.sh [--build DIR] [--runs N] [--size SIZE] [--quick] [--jso
                 more mount options for every mirrorfs target, e.g. journal_size=4G,cp_interval=0
                 to see what consistency points cost (the figures quoted against the
                 targets use the defaults)
+  --journal-dir DIR
+                put the mirrorfs targets' journals in DIR (a temp dir in it, removed at
+                the end), e.g. /dev/shm: a memory-backed journal, as NVRAM would be,
+                instead of one on the scratch disk (docs/performance.md, "Where the
+                journal lives")
   --targets LIST
                 comma-separated, from: ${kAllTargets[*]}
                 (default: all but glusterfs; passthrough_ll is always added: it is the baseline)
@@ -106,6 +111,7 @@ targets_arg=""
 peers=0
 lag=1
 keep_logs=""
+journal_parent=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --build) [[ $# -ge 2 ]] || die_usage "--build needs a directory"; build_dir=$2; shift 2 ;;
@@ -117,6 +123,8 @@ while [[ $# -gt 0 ]]; do
     --targets) [[ $# -ge 2 ]] || die_usage "--targets needs a list"; targets_arg=$2; shift 2 ;;
     --peers) peers=1; shift ;;
     --no-lag) lag=0; shift ;;
+    --journal-dir)
+      [[ $# -ge 2 ]] || die_usage "--journal-dir needs a directory"; journal_parent=$2; shift 2 ;;
     --keep-logs) [[ $# -ge 2 ]] || die_usage "--keep-logs needs a directory"; keep_logs=$2; shift 2 ;;
     --quick) quick=1; shift ;;
     -h | --help) usage; exit 0 ;;
@@ -187,6 +195,11 @@ createloop_bin="$build_dir/bench/bench_createloop"
 
 # ---- scratch space and cleanup ------------------------------------------------------------
 scratch=$(mktemp -d "${TMPDIR:-/var/tmp}/mirrorfs-fsbench.XXXXXX")
+journal_dir=$scratch
+if [[ -n $journal_parent ]]; then
+  journal_dir=$(mktemp -d "$journal_parent/mirrorfs-fsbench-journals.XXXXXX") ||
+    { echo "fs_bench: cannot create a directory in $journal_parent" >&2; rm -rf -- "$scratch"; exit 1; }
+fi
 declare -A daemon_pid=() mountpoint_of=() state=() reason=() workdir=()
 mirrord_pid=""
 lag_pid=""
@@ -229,6 +242,9 @@ cleanup() {
   elif [[ $scratch == */mirrorfs-fsbench.* && -d $scratch ]]; then
     rm -rf -- "$scratch"
   fi
+  if [[ $journal_dir == */mirrorfs-fsbench-journals.* && -d $journal_dir ]]; then
+    rm -rf -- "$journal_dir"
+  fi
 }
 trap cleanup EXIT
 trap 'echo "fs_bench: interrupted" >&2; exit 130' INT
@@ -260,6 +276,9 @@ setup_text+=" RLIMIT_NOFILE=$fuse_nofile."
 setup_text+=" Mirrored mirrorfs targets ship to one mirrord on 127.0.0.1 (quick start, defaults)."
 if [[ -n $mirrorfs_opts ]]; then
   setup_text+=" mirrorfs has extra options $mirrorfs_opts: not the defaults the targets are judged with."
+fi
+if [[ -n $journal_parent ]]; then
+  setup_text+=" mirrorfs journals in $journal_dir ($(df -PT "$journal_dir" | awk 'NR == 2 { print $2 }')), not on the scratch disk."
 fi
 
 scratch_fs=$(df -PT "$scratch" | awk 'NR == 2 { print $2 " on " $1 }')
@@ -354,7 +373,7 @@ start_mirrorfs() {
 }
 
 selected mirrorfs &&
-  start_mirrorfs mirrorfs "source_id=fsbench,journal=$scratch/mirrorfs.journal"
+  start_mirrorfs mirrorfs "source_id=fsbench,journal=$journal_dir/mirrorfs.journal"
 
 # The mirrored targets: one mirrord, one source id per mode.
 mirrored=()
@@ -366,7 +385,7 @@ if [[ ${#mirrored[@]} -gt 0 ]]; then
     printf 'mirrord\t127.0.0.1:%s, state dir in the scratch dir\n' "$mirrord_port" >>"$meta"
     for name in "${mirrored[@]}"; do
       mode=${name#mirrorfs-}
-      start_mirrorfs "$name" "source_id=bench-$mode,journal=$scratch/$name.journal,mirror=127.0.0.1:$mirrord_port,secret_file=$scratch/secret,mode=$mode"
+      start_mirrorfs "$name" "source_id=bench-$mode,journal=$journal_dir/$name.journal,mirror=127.0.0.1:$mirrord_port,secret_file=$scratch/secret,mode=$mode"
     done
   else
     stop_pid "$mirrord_pid"
