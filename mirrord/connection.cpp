@@ -299,8 +299,8 @@ void Connection::KickWrite() {
     // reads a manifest starves neither.
     ack_wanted_ = false;
     last_was_ack_ = true;
-    StoreStats st = store_->Stats();
-    writing_ = EncodeOrEmpty(common::AckMsg{st.received_seq, st.durable_seq});
+    const auto [received, durable] = store_->ReceivedAndDurable();
+    writing_ = EncodeOrEmpty(common::AckMsg{received, durable});
   } else if (!manifests_.empty()) {
     last_was_ack_ = false;
     writing_ = NextManifestFrame();

@@ -414,6 +414,11 @@ Status SourceStore::Flush() {
   return WaitDurable(target);
 }
 
+std::pair<uint64_t, uint64_t> SourceStore::ReceivedAndDurable() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return {received_seq_, durable_seq_};
+}
+
 StoreStats SourceStore::Stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   StoreStats st;

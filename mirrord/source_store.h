@@ -63,6 +63,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "common/apply.h"
@@ -231,6 +232,8 @@ class SourceStore {
   void Retire();
 
   StoreStats Stats() const;
+  // The two seqs an ACK carries, without the rest of Stats (built for every ACK).
+  std::pair<uint64_t, uint64_t> ReceivedAndDurable() const;
 
  private:
   struct PrivateTag {};
