@@ -37,6 +37,10 @@ namespace {
 constexpr uint64_t kJournalBytes = 256u << 20;
 constexpr int kRuns = 5;
 
+// The scratch directory, for Die: std::exit runs no destructor of main's locals, and the
+// journals in it take 512 MiB.
+std::string g_scratch;
+
 class ScratchDir {
  public:
   ScratchDir() {
@@ -46,6 +50,7 @@ class ScratchDir {
       std::exit(1);
     }
     path_ = tmpl;
+    g_scratch = path_;
   }
   ~ScratchDir() {
     std::error_code ec;
@@ -61,6 +66,8 @@ class ScratchDir {
 
 [[noreturn]] void Die(const common::Status& s) {
   std::fprintf(stderr, "bench_journal: %s\n", s.ToString().c_str());
+  std::error_code ec;
+  if (!g_scratch.empty()) std::filesystem::remove_all(g_scratch, ec);
   std::exit(1);
 }
 
