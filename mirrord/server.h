@@ -69,7 +69,7 @@ class Server {
   // multi-threaded loop woke a second thread for most handlers, a context switch per frame.
   std::vector<std::unique_ptr<boost::asio::io_context>> conn_io_;
   std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> conn_work_;
-  size_t next_conn_io_ = 0;  // used on strand_
+  size_t next_conn_io_ = 0;  // used where Accept runs: Run(), then strand_
   // Serialises the listeners, the signal set and the stop sequence (acceptors and timers
   // are not thread-safe) on io_, which the thread calling Run() runs; connections have
   // strands of their own.

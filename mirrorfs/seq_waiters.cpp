@@ -4,15 +4,8 @@
 
 namespace mirror::fs {
 
-void SeqWaiters::Wait(uint64_t seq, const std::function<bool()>& done) {
-  std::unique_lock lock(mu_);
-  if (done()) return;
-  Waiter me{seq, {}};
-  waiters_.push_back(&me);
-  // A spurious wakeup only costs a check; Advance and WakeAll run under mu_, after the
-  // value `done` reads moved, so no wakeup is lost between the check and the wait.
-  while (!done()) me.cv.wait(lock);
-  waiters_.erase(std::find(waiters_.begin(), waiters_.end(), &me));
+void SeqWaiters::Remove(Waiter* w) {
+  waiters_.erase(std::find(waiters_.begin(), waiters_.end(), w));
 }
 
 void SeqWaiters::Advance(uint64_t seq) {

@@ -14,7 +14,6 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <mutex>
 #include <vector>
 
@@ -23,8 +22,19 @@ namespace mirror::fs {
 class SeqWaiters {
  public:
   // Blocks until `done()` is true; it is checked first, then after every wakeup that
-  // Advance (for a value >= seq) or WakeAll sends.
-  void Wait(uint64_t seq, const std::function<bool()>& done);
+  // Advance (for a value >= seq) or WakeAll sends. A template: a writer waits once per
+  // write, and a std::function of its lambda would allocate.
+  template <class Done>
+  void Wait(uint64_t seq, Done&& done) {
+    std::unique_lock lock(mu_);
+    if (done()) return;
+    Waiter me{seq, {}};
+    waiters_.push_back(&me);
+    // Advance and WakeAll run under mu_, after the value `done` reads moved, so no
+    // wakeup is lost between the check and the wait; a spurious one costs a check.
+    while (!done()) me.cv.wait(lock);
+    Remove(&me);
+  }
   // Wakes the waiters for a seq <= `seq`. Call after the value `done` reads moved.
   void Advance(uint64_t seq);
   // Wakes every waiter (a condition other than the seq changed).
@@ -36,6 +46,8 @@ class SeqWaiters {
     uint64_t seq;
     std::condition_variable cv;
   };
+  void Remove(Waiter* w);  // with mu_ held
+
   mutable std::mutex mu_;
   std::vector<Waiter*> waiters_;  // guarded by mu_; each lives on its thread's stack
 };

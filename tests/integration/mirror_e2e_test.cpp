@@ -69,6 +69,34 @@ TEST_CASE("EveryModeMirrorsARandomWorkloadExactly") {
   }
 }
 
+// Invariant 3: a durable write returns once the record is on mirrord's disk, a sync write
+// once it is in mirrord's memory. mirrord flushes 1 s after a half's first record, so
+// only the durable write waits for that second.
+TEST_CASE("EachModeReturnsAWriteAtItsOwnAcknowledgement") {
+  for (const std::string mode : {"durable", "sync"}) {
+    CAPTURE(mode);
+    MirrorRig rig;
+    RigOptions o = Mode(mode.c_str(), "0");
+    o.flush_delay = "1s";
+    StartRigWithWorkDir(rig, o);
+    const std::string path = rig.mount().mountpoint() + "/w/f";
+    const auto t0 = std::chrono::steady_clock::now();
+    const int fd = open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+    REQUIRE(fd >= 0);
+    const auto created = std::chrono::steady_clock::now();
+    CHECK(write(fd, "x", 1) == 1);
+    close(fd);
+    const auto create_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(created - t0).count();
+    if (mode == "durable") {
+      CHECK_MESSAGE(create_ms >= 700, "create returned after " << create_ms << " ms");
+    } else {
+      CHECK_MESSAGE(create_ms < 700, "create returned after " << create_ms << " ms");
+    }
+    ExpectMirrored(rig, "w", "after the write");
+  }
+}
+
 TEST_CASE("KillingMirrordMidWorkloadLosesNothing") {
   MirrorRig rig;
   StartRigWithWorkDir(rig, Mode("sync"));

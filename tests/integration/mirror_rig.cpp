@@ -84,6 +84,7 @@ bool MirrorRig::Start(const RigOptions& o, std::string* error) {
     f << kRigSecret << "\n";
   }
   chmod(secret.c_str(), 0600);
+  flush_delay_ = o.flush_delay;
   if (!StartMirrord(0, error)) return false;
   port_ = mirrord_->port();
   mo.fs_opts.push_back(std::string("source_id=") + kRigSource);
@@ -112,7 +113,9 @@ bool MirrorRig::StartMirrord(uint16_t port, std::string* error) {
     std::ofstream f(config, std::ios::trunc);
     f << "{\"listen\":[\"127.0.0.1:" << port << "\"],\"state_dir\":\"" << state_dir()
       << "\",\"sources\":[{\"id\":\"" << kRigSource << "\",\"secret_file\":\"" << dir_
-      << "/secret\",\"allow_devices\":true}]}";
+      << "/secret\",\"allow_devices\":true}]";
+    if (!flush_delay_.empty()) f << ",\"limits\":{\"flush_delay\":\"" << flush_delay_ << "\"}";
+    f << "}";
   }
   auto md = d::test::MirrordProcess::Start({"--config", config}, mirrord_log());
   if (!md.ok()) {

@@ -30,6 +30,7 @@ struct RigOptions {
   std::string cp_interval = "1s";
   std::vector<std::string> extra;  // more -o options
   bool via_relay = false;          // mirror= points at a TcpRelay in front of mirrord
+  std::string flush_delay;         // mirrord's limits.flush_delay (empty: its default)
 };
 
 class MirrorRig {
@@ -83,6 +84,7 @@ class MirrorRig {
   std::unique_ptr<TcpRelay> relay_;
   bool StartMirrord(uint16_t port, std::string* error);
 
+  std::string flush_delay_;  // RigOptions::flush_delay, kept for restarts
   uint16_t port_ = 0;
   bool hung_ = false;
 };
