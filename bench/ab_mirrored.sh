@@ -54,6 +54,18 @@ port_a=$port pid_a=${pids[-1]}
 start_mirrord B "${FLUSH_DELAY_B:-}"
 port_b=$port pid_b=${pids[-1]}
 
+# The PID of the daemonized mirrorfs serving BACKING $1 on MOUNTPOINT $2 (from /proc, so
+# that no procps is needed).
+pid_of_mount_daemon() {
+  local p
+  for p in /proc/[0-9]*; do
+    if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -q -F -- " $1 $2 "; then
+      echo "${p#/proc/}"
+      return
+    fi
+  done
+}
+
 # "<CPU ticks> <voluntary context switches>" of every thread of process $1.
 usage_of() {
   local ticks switches
@@ -66,7 +78,7 @@ run() {  # label binary port round mirrord_pid
   local m="$d/mnt.$1$4" back="$d/back.$1$4" fs_pid fs0 md0 fs1 md1
   mkdir -p "$m" "$back"
   "$2" "$back" "$m" -o "source_id=ab$1$4,journal=$d/j.$1$4,mirror=127.0.0.1:$3,secret_file=$d/secret,mode=$mode" 2>>"$d/mirrorfs.log"
-  fs_pid=$(pgrep -f -- " $back $m " | head -1)
+  fs_pid=$(pid_of_mount_daemon "$back" "$m")
   local fio_args=(--name=w --directory="$m" --rw="$rw" --bs="$bs" --size=64M --numjobs=4
     --ioengine=psync --fallocate=none --group_reporting --output-format=json)
   fio "${fio_args[@]}" --create_only=1 >/dev/null 2>&1  # lay the files out first, untimed
