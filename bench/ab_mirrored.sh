@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A/B in one mirrored mode, on the same machine in the same invocation: A is mirrorfs
 # binary A shipping to a mirrord with FLUSH_DELAY_A, B is binary B shipping to a second
-# mirrord with FLUSH_DELAY_B (unset: mirrord's default flush_delay). fio, 4 jobs, 5 s
+# mirrord with FLUSH_DELAY_B (unset: mirrord's default flush_delay). A's mirrord is the
+# binary MIRRORD_A when set (two builds of both daemons), else MIRRORD. fio, 4 jobs, 5 s
 # each, runs alternating A, B, A, B... so that drift on a shared machine hits both.
 # Prints one line per run: "A <IOPS> IOPS; per record: mirrorfs <us> us CPU, <n> switches;
 # mirrord <us> us CPU, <n> switches" (CPU time and voluntary context switches of every
@@ -10,15 +11,17 @@
 #
 #   bench/ab_mirrored.sh MIRRORFS_A MIRRORFS_B MIRRORD     (the same binary twice is fine)
 #   env: MODE=async|sync|durable (async), ROUNDS (3), RW=randwrite|write (randwrite),
-#        BS (4k), FLUSH_DELAY_A, FLUSH_DELAY_B (e.g. 100ms)
+#        BS (4k), FLUSH_DELAY_A, FLUSH_DELAY_B (e.g. 100ms), LAZY_FLUSH_DELAY_A,
+#        LAZY_FLUSH_DELAY_B (limits.lazy_flush_delay, for sync and async sources), MIRRORD_A
 #
 # Two builds of mirrorfs: bench/ab_mirrored.sh old/mirrorfs new/mirrorfs build/mirrord/mirrord
-# Two mirrord flush delays: FLUSH_DELAY_B=100ms MODE=sync bench/ab_mirrored.sh M M build/mirrord/mirrord
+# Two builds of both: MIRRORD_A=old/mirrord bench/ab_mirrored.sh old/mirrorfs new/mirrorfs new/mirrord
+# Two mirrord flush delays: FLUSH_DELAY_B=100ms MODE=durable bench/ab_mirrored.sh M M build/mirrord/mirrord
 #
 # Everything lives in a temp dir under ${TMPDIR:-/var/tmp}, removed at the end; the mounts
 # are unmounted and both mirrords stopped by their PIDs on any exit. Needs root, fio, python3.
 set -euo pipefail
-[ $# -eq 3 ] || { sed -n '2,19p' "$0" >&2; exit 1; }
+[ $# -eq 3 ] || { sed -n '2,22p' "$0" >&2; exit 1; }
 a=$1 b=$2 mirrord=$3
 mode=${MODE:-async} rounds=${ROUNDS:-3} rw=${RW:-randwrite} bs=${BS:-4k}
 d=$(mktemp -d "${TMPDIR:-/var/tmp}/ab_mirrored.XXXXXX")
@@ -35,11 +38,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start_mirrord() {  # label flush_delay (may be empty): starts a mirrord, sets $port
+start_mirrord() {  # label flush_delay lazy_flush_delay (either may be empty) binary: sets $port
   local limits=""
-  [ -n "$2" ] && limits=",\"limits\":{\"flush_delay\":\"$2\"}"
+  [ -n "$2" ] && limits="\"flush_delay\":\"$2\""
+  [ -n "$3" ] && limits="$limits${limits:+,}\"lazy_flush_delay\":\"$3\""
+  [ -n "$limits" ] && limits=",\"limits\":{$limits}"
   printf '{"listen":["127.0.0.1:0"],"state_dir":"%s/state.%s"%s}' "$d" "$1" "$limits" > "$d/$1.json"
-  "$mirrord" serve --config "$d/$1.json" --secret-file "$d/secret" >/dev/null 2>"$d/$1.log" &
+  "$4" serve --config "$d/$1.json" --secret-file "$d/secret" >/dev/null 2>"$d/$1.log" &
   pids+=($!)
   port=""
   for _ in $(seq 100); do
@@ -49,9 +54,9 @@ start_mirrord() {  # label flush_delay (may be empty): starts a mirrord, sets $p
   done
   [ -n "$port" ] || { echo "mirrord $1 did not start: $(cat "$d/$1.log")" >&2; exit 1; }
 }
-start_mirrord A "${FLUSH_DELAY_A:-}"
+start_mirrord A "${FLUSH_DELAY_A:-}" "${LAZY_FLUSH_DELAY_A:-}" "${MIRRORD_A:-$mirrord}"
 port_a=$port pid_a=${pids[-1]}
-start_mirrord B "${FLUSH_DELAY_B:-}"
+start_mirrord B "${FLUSH_DELAY_B:-}" "${LAZY_FLUSH_DELAY_B:-}" "$mirrord"
 port_b=$port pid_b=${pids[-1]}
 
 # The PID of the daemonized mirrorfs serving BACKING $1 on MOUNTPOINT $2 (from /proc, so

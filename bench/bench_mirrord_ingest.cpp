@@ -1,11 +1,14 @@
 // mirrord ingest benchmark (issue 4, "Benchmark"): a real mirrord process on loopback
 // and clients built from common/, each figure beside baselines measured in the same run:
 //   - ingest of 64 KiB records from 1 and from 4 sources, until mirrord acknowledged them
-//     as received and as durable, beside a plain TCP send of the same bytes to a receiver
-//     that discards them, and to one that writes them to a file with an fdatasync per
-//     memory half. Two sizes: a burst that fits in a memory half (acknowledged from
-//     memory, the patent's point) and a sustained stream of several times the memory
-//     (bounded by the log's disk, so compared with the writing receiver);
+//     as received (sources that say in HELLO they do not wait for durability, as
+//     mode=sync and async do: mirrord flushes them lazily) and, in a second pass, as
+//     durable (sources that wait for it, as mode=durable: flushed at once), beside a
+//     plain TCP send of the same bytes to a receiver that discards them, and to one that
+//     writes them to a file with an fdatasync per memory half. Two sizes: a burst that
+//     fits in a memory half (acknowledged from memory, the patent's point) and a sustained
+//     stream of several times the memory (bounded by the log's disk, so compared with the
+//     writing receiver);
 //   - acknowledgement round trip (received) of single 4 KiB records: p50 and p99;
 //   - image apply (SYNC of 64 KiB writes) beside plain pwrite + fsync of the same bytes.
 // Every figure is the median of 3 runs (1 with --quick); scratch space is under /var/tmp.
@@ -103,9 +106,12 @@ c::Message ReadFrame(int fd) {
   return *msg;
 }
 
-int Connect(uint16_t port, const std::string& source, const std::string& secret) {
+// `hello_flags`: 0 for a source that waits for received ACKs at most (mode=sync, async),
+// c::kHelloWantsDurable for one that waits for durable ones (mode=durable).
+int Connect(uint16_t port, const std::string& source, const std::string& secret,
+            uint32_t hello_flags) {
   int fd = Dial(port);
-  c::ClientHandshake hs(source, "vol", 1, secret);
+  c::ClientHandshake hs(source, "vol", 1, secret, hello_flags);
   auto hello = hs.Start();
   if (!hello.ok()) Die(hello.status().ToString());
   SendAll(fd, *hello);
@@ -285,10 +291,10 @@ struct IngestRates {
   double durable = 0;   // ... as durable
 };
 
-// Each source sends `records` more 64 KiB records (frames of 16) over a new connection;
-// the clock runs from the first send until the last acknowledgement.
-IngestRates Ingest(uint16_t port, std::vector<Source>& sources, uint64_t records,
-                   size_t rec_bytes) {
+// Each source sends `records` more 64 KiB records (frames of 16) over a new connection
+// with `hello_flags`; the clock runs from the first send until the last acknowledgement.
+IngestRates Ingest(uint16_t port, std::vector<Source>& sources, uint64_t records, size_t rec_bytes,
+                   uint32_t hello_flags) {
   const size_t n = sources.size();
   std::vector<std::vector<std::string>> frames(n);
   size_t bytes_each = 0;
@@ -299,7 +305,9 @@ IngestRates Ingest(uint16_t port, std::vector<Source>& sources, uint64_t records
     for (const auto& f : frames[i]) bytes_each += f.size();
   }
   std::vector<int> fds(n);
-  for (size_t i = 0; i < n; ++i) fds[i] = Connect(port, sources[i].id, "benchsecret");
+  for (size_t i = 0; i < n; ++i) {
+    fds[i] = Connect(port, sources[i].id, "benchsecret", hello_flags);
+  }
   std::vector<double> received(n), durable(n);
   const double start = Seconds();
   std::vector<std::thread> threads;
@@ -378,7 +386,9 @@ int main(int argc, char** argv) {
       2 * kHalf >> 20, kHalf >> 20, runs);
   std::printf(
       "  plain: TCP to a receiver that discards; plain+fsync: that receiver writes to a "
-      "file and fdatasyncs every %zu MiB\n",
+      "file and fdatasyncs every %zu MiB\n"
+      "  received: sources in mode=sync/async (flushed lazily); durable: a second pass, "
+      "sources in mode=durable (flushed at once)\n",
       kHalf >> 20);
   std::printf("%-10s %7s %9s %10s %12s %13s %12s %10s %15s\n", "phase", "sources", "MiB/src",
               "plain MB/s", "+fsync MB/s", "received MB/s", "durable MB/s", "recv/plain",
@@ -390,9 +400,8 @@ int main(int argc, char** argv) {
     for (int r = 0; r < runs; ++r) {
       plain.push_back(PlainTcp(p.sources, bytes_each));
       synced.push_back(PlainTcp(p.sources, bytes_each, dir + "/sink", kHalf));
-      IngestRates rates = Ingest(m.port, srcs, p.records_each, kRec);
-      recv.push_back(rates.received);
-      dur.push_back(rates.durable);
+      recv.push_back(Ingest(m.port, srcs, p.records_each, kRec, 0).received);
+      dur.push_back(Ingest(m.port, srcs, p.records_each, kRec, c::kHelloWantsDurable).durable);
     }
     std::printf("%-10s %7d %9zu %10.0f %12.0f %13.0f %12.0f %9.2fx %14.2fx\n", p.name, p.sources,
                 bytes_each >> 20, Median(plain) / 1e6, Median(synced) / 1e6, Median(recv) / 1e6,
@@ -404,7 +413,7 @@ int main(int argc, char** argv) {
     const uint64_t n = quick ? 500 : 3000;
     const std::vector<std::string> small = MakeRecords(1, n, 4096);
     const std::vector<std::string> single = MakeFrames(small, 1, 1);
-    int fd = Connect(m.port, "rtt", "benchsecret");
+    int fd = Connect(m.port, "rtt", "benchsecret", 0);
     std::vector<double> rtt;
     for (uint64_t i = 0; i < n; ++i) {
       const double t0 = Seconds();
@@ -425,8 +434,8 @@ int main(int argc, char** argv) {
     std::vector<double> apply_rate, plain_rate;
     for (int r = 0; r < runs; ++r) {
       std::vector<Source> src = {{"apply" + std::to_string(r)}};
-      Ingest(m.port, src, count, kRec);
-      int fd = Connect(m.port, src[0].id, "benchsecret");
+      Ingest(m.port, src, count, kRec, 0);
+      int fd = Connect(m.port, src[0].id, "benchsecret", 0);
       const double t0 = Seconds();
       SendAll(fd, c::EncodeFrame(c::SyncMsg{count}).value());
       while (!std::holds_alternative<c::SyncDoneMsg>(ReadFrame(fd))) {

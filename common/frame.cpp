@@ -265,6 +265,14 @@ Status ManifestFlags(uint64_t v) {
   return {};
 }
 
+Status HelloFlags(uint64_t v) {
+  if ((v & ~uint64_t{kHelloWantsDurable}) != 0) {
+    return Status::InvalidArgument("has undefined bits set (" + std::to_string(v) +
+                                   "; only bit 0, wants durable, is defined)");
+  }
+  return {};
+}
+
 Status SumsBlockSize(uint64_t v) {
   if (v < kMinSumsBlockSize || v > kMaxSumsBlockSize || (v & (v - 1)) != 0) {
     return Status::InvalidArgument("is " + std::to_string(v) + ", not a power of two from " +

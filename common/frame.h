@@ -34,7 +34,10 @@
 
 namespace mirror::common {
 
-inline constexpr uint32_t kWireProtocolVersion = 1;
+// Version 2 added HELLO's flags. A mirrord accepts versions 1 and 2 (a version 1 HELLO
+// reads as flags kHelloWantsDurable: what every version 1 source got).
+inline constexpr uint32_t kWireProtocolVersion = 2;
+inline constexpr uint32_t kMinWireProtocolVersion = 1;
 inline constexpr size_t kFrameHeaderSize = 24;
 inline constexpr size_t kFrameCrcStart = 12;  // the CRC covers [12, 24 + length)
 inline constexpr char kFrameMagic[4] = {'M', 'F', 'S', '1'};
@@ -47,6 +50,9 @@ inline constexpr uint32_t kDefaultMaxFramePayload = 8u << 20;
 
 // Image queries (MANIFEST_REQUEST, SUMS_REQUEST) and their answers.
 inline constexpr uint32_t kManifestWantContentHashes = 1;       // MANIFEST_REQUEST flags bit 0
+// HELLO flags bit 0: the source's writers wait for durable ACKs (mode=durable), so
+// mirrord flushes its records promptly (flush_delay) rather than lazily.
+inline constexpr uint32_t kHelloWantsDurable = 1;
 inline constexpr uint32_t kMaxManifestEntriesBytes = 4u << 20;  // MANIFEST's entries
 inline constexpr uint32_t kManifestChunkBytes = 1u << 20;       // what mirrord puts in one MANIFEST
 inline constexpr uint32_t kBlockSumBytes = 16;                  // one common::BlockSum
@@ -126,6 +132,7 @@ namespace frame_rules {
 Status NotZero(uint64_t v);                 // RESYNC next_seq
 Status ZeroOrOne(uint64_t v);               // MANIFEST last
 Status ManifestFlags(uint64_t v);           // only kManifestWantContentHashes
+Status HelloFlags(uint64_t v);              // only kHelloWantsDurable
 Status SumsBlockSize(uint64_t v);           // a power of two in [4 KiB, 16 MiB]
 Status WholeBlockSums(std::string_view v);  // a multiple of kBlockSumBytes
 }  // namespace frame_rules
@@ -142,6 +149,7 @@ struct HelloMsg {
   std::string volume_id;  // same rules
   uint64_t epoch = 0;
   Nonce client_nonce{};
+  uint32_t flags = kHelloWantsDurable;  // from version 2 on; version 1 has no field
   template <class V>
   void Visit(V& v) {
     v.U32(version, "version");
@@ -149,6 +157,7 @@ struct HelloMsg {
     v.Id(volume_id, "volume_id");
     v.U64(epoch, "epoch");
     v.Fixed(client_nonce, "client_nonce");
+    if (version >= 2) v.U32(flags, "flags", &frame_rules::HelloFlags);
   }
   friend bool operator==(const HelloMsg&, const HelloMsg&) = default;
 };

@@ -66,8 +66,9 @@ Result<Proof> ServerProof(std::string_view secret, const HelloMsg& hello,
 // ---- ClientHandshake
 
 ClientHandshake::ClientHandshake(std::string source_id, std::string volume_id, uint64_t epoch,
-                                 std::string secret)
+                                 std::string secret, uint32_t hello_flags)
     : secret_(std::move(secret)) {
+  hello_.flags = hello_flags;
   hello_.source_id = std::move(source_id);
   hello_.volume_id = std::move(volume_id);
   hello_.epoch = epoch;
@@ -152,10 +153,11 @@ std::string ServerHandshake::OnFrame(const Message& msg) {
 std::string ServerHandshake::OnHello(const HelloMsg& hello) {
   hello_ = hello;
   have_hello_ = true;
-  if (hello.version != kWireProtocolVersion) {
+  if (hello.version < kMinWireProtocolVersion || hello.version > kWireProtocolVersion) {
     return Fail(WireError::kProtocol,
                 Status::Mismatch("protocol version " + std::to_string(hello.version) +
-                                 " is not supported (this is " +
+                                 " is not supported (this mirrord speaks " +
+                                 std::to_string(kMinWireProtocolVersion) + " to " +
                                  std::to_string(kWireProtocolVersion) + ")"));
   }
   Result<SourceRecord> found = lookup_(hello.source_id);

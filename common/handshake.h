@@ -44,8 +44,10 @@ enum class HandshakeState {
 
 class ClientHandshake {
  public:
-  // An empty secret is refused by Start().
-  ClientHandshake(std::string source_id, std::string volume_id, uint64_t epoch, std::string secret);
+  // An empty secret is refused by Start(). `hello_flags`: HELLO's flags
+  // (kHelloWantsDurable, or 0 for a source that waits for received ACKs at most).
+  ClientHandshake(std::string source_id, std::string volume_id, uint64_t epoch, std::string secret,
+                  uint32_t hello_flags = kHelloWantsDurable);
 
   // The HELLO to send, with a fresh client nonce.
   Result<std::string> Start();

@@ -37,8 +37,14 @@ common::Schema BuildSchema() {
   limits.Size("memory_size", "Memory file of each source (two halves)", Default("64M"))
       .Min(256 * 1024);
   limits.Size("segment_size", "Size at which a log segment rolls", Default("64M")).Min(64 * 1024);
-  limits.Duration("flush_delay", "Longest time a received record waits for its flush",
-                  Default("2ms"));
+  limits.Duration("flush_delay",
+                  "Longest time a received record waits for its flush, for a source in "
+                  "mode=durable",
+                  Default("0ms"));
+  limits.Duration("lazy_flush_delay",
+                  "Longest time a received record waits for its flush, for a source in "
+                  "mode=sync or async (a SYNC or a full half flushes at once)",
+                  Default("100ms"));
   limits.Duration("handshake_timeout", "Time a connection has to authenticate", Default("10s"))
       .Min(std::chrono::milliseconds(100));
   limits.Uint("max_connections", "Connections served at once (more are closed)", Default(1024))
@@ -93,6 +99,7 @@ StoreOptions MirrordConfig::StoreOptionsFor(std::string_view source_id) const {
   o.limits.max_record_bytes = max_record_bytes;
   o.segment_bytes = segment_bytes;
   o.flush_delay = flush_delay;
+  o.lazy_flush_delay = lazy_flush_delay;
   if (const SourceConfig* s = Find(source_id)) {
     o.allow_devices = s->allow_devices;
     o.retention = s->retention;
@@ -154,6 +161,7 @@ Result<MirrordConfig> LoadMirrordConfig(const QuickStartFlags& flags) {
   c.memory_bytes = limits.GetSize("memory_size");
   c.segment_bytes = limits.GetSize("segment_size");
   c.flush_delay = limits.GetDuration("flush_delay");
+  c.lazy_flush_delay = limits.GetDuration("lazy_flush_delay");
   c.handshake_timeout = limits.GetDuration("handshake_timeout");
   c.idle_timeout = limits.GetDuration("idle_timeout");
   c.max_connections = limits.GetUint("max_connections");

@@ -43,6 +43,7 @@ struct MirrordConfig {
   uint64_t memory_bytes = 0;  // per source, both halves
   uint64_t segment_bytes = 0;
   std::chrono::milliseconds flush_delay{0};
+  std::chrono::milliseconds lazy_flush_delay{0};
   std::chrono::milliseconds handshake_timeout{0};
   std::chrono::milliseconds idle_timeout{0};  // 0: none
   uint64_t max_connections = 0;               // connections served at once, authenticated or not

@@ -163,7 +163,8 @@ void Connection::StartSession() {
       info = opened.status();
     } else {
       store = *opened;
-      info = store->StartSession(hello.volume_id, hello.epoch, on_durable, &refusal);
+      info = store->StartSession(hello.volume_id, hello.epoch, on_durable, &refusal,
+                                 (hello.flags & common::kHelloWantsDurable) != 0);
     }
     asio::post(self->socket_.get_executor(), [self, info = std::move(info), store, refusal] {
       self->OnSessionStarted(info, store, refusal);

@@ -173,7 +173,8 @@ uint64_t SourceStore::epoch() const {
 
 Result<SessionInfo> SourceStore::StartSession(
     const std::string& volume_id, uint64_t epoch,
-    std::function<void(uint64_t received, uint64_t durable)> on_durable, Refusal* refusal) {
+    std::function<void(uint64_t received, uint64_t durable)> on_durable, Refusal* refusal,
+    bool wants_durable) {
   std::lock_guard<std::mutex> apply_lock(apply_mu_);
   SourceState next = state_;
   {
@@ -216,12 +217,15 @@ Result<SessionInfo> SourceStore::StartSession(
   }
   std::lock_guard<std::mutex> lock(mu_);
   on_durable_ = std::move(on_durable);
+  wants_durable_ = wants_durable;
   return SessionInfo{session_token_, epoch_, received_seq_, durable_seq_, applied_seq_, adopted_};
 }
 
 void SourceStore::EndSession(uint64_t token) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (token == session_token_) on_durable_ = nullptr;
+  if (token != session_token_) return;
+  on_durable_ = nullptr;
+  wants_durable_ = true;  // nobody is there to send a SYNC: flush what is left promptly
 }
 
 ReceiveResult SourceStore::Receive(uint64_t token, std::string_view records, uint32_t count) {
@@ -334,14 +338,19 @@ void SourceStore::FlusherLoop() {
     }
     const bool have = memory_->active_records() > 0 && error_.ok();
     if (stop_ && !have) break;
-    if (have && (flush_wanted_ || stop_ ||
-                 std::chrono::steady_clock::now() >= oldest_unflushed_ + options_.flush_delay)) {
+    // A source whose writers wait for durable ACKs gets its records flushed after
+    // flush_delay; for the others (sync, async) durability only matters at their next
+    // SYNC, which flushes at once, so their records wait longer and go to the log in
+    // fewer, larger writes that do not compete with receiving.
+    const auto due =
+        oldest_unflushed_ + (wants_durable_ ? options_.flush_delay : options_.lazy_flush_delay);
+    if (have && (flush_wanted_ || stop_ || std::chrono::steady_clock::now() >= due)) {
       SwitchLocked();
       continue;
     }
     if (!have) flush_wanted_ = false;
     if (have) {
-      flusher_cv_.wait_until(lock, oldest_unflushed_ + options_.flush_delay);
+      flusher_cv_.wait_until(lock, due);
     } else {
       flusher_cv_.wait(lock);
     }

@@ -5,7 +5,8 @@
 //   Receive  -> checked (mirrord/record_check.h) and copied into the memory's active half:
 //               "received" (received_seq);
 //   flusher  -> when the active half is full, a sync is asked for, or the oldest record
-//               in it waited flush_delay, the halves switch and the flusher thread appends
+//               in it waited flush_delay (lazy_flush_delay when the session's source
+//               does not wait for durable ACKs), the halves switch and the flusher thread appends
 //               the sealed half to the log and fdatasyncs it: "durable" (durable_seq),
 //               then clears the half. Nothing counts as durable before the fsync.
 //   Sync(cp) -> everything through cp durable, then applied to image/ in seq order
@@ -83,7 +84,11 @@ struct StoreOptions {
   common::DecodeLimits limits;              // max record size; must fit in a half
   uint64_t segment_bytes = 64ull << 20;
   bool allow_devices = false;
-  std::chrono::milliseconds flush_delay{2};  // longest wait before a half switches
+  // Longest wait before a half switches: for a source that waits for durable ACKs (HELLO
+  // flag kHelloWantsDurable), and for one that does not (a full half, a SYNC or a Flush
+  // switch at once in both cases).
+  std::chrono::milliseconds flush_delay{0};
+  std::chrono::milliseconds lazy_flush_delay{100};
   std::chrono::milliseconds retention{0};    // keep applied segments this long (0: delete)
 };
 
@@ -180,9 +185,12 @@ class SourceStore {
   // Makes the store the session's (see above). `volume_id` must match the stored one (the
   // first session stores it); a newer `epoch` is stored. `on_durable` is called after
   // every flush while this session is current, with received and durable seqs.
+  // `wants_durable`: the source waits for durable ACKs, so records are flushed after
+  // flush_delay rather than lazy_flush_delay.
   common::Result<SessionInfo> StartSession(
       const std::string& volume_id, uint64_t epoch,
-      std::function<void(uint64_t received, uint64_t durable)> on_durable, Refusal* refusal);
+      std::function<void(uint64_t received, uint64_t durable)> on_durable, Refusal* refusal,
+      bool wants_durable = true);
   // Ends a session if it is still the current one (its callbacks are dropped).
   void EndSession(uint64_t token);
 
@@ -301,6 +309,7 @@ class SourceStore {
   std::function<void(uint64_t, uint64_t)> on_durable_;                // guarded by mu_
   std::vector<std::function<void()>> room_waiters_;                   // guarded by mu_
   bool flush_wanted_ = false;                                         // guarded by mu_
+  bool wants_durable_ = true;  // the current session's HELLO flag       guarded by mu_
   std::chrono::steady_clock::time_point oldest_unflushed_;            // guarded by mu_
   bool stop_ = false;                                                 // guarded by mu_
   common::Status error_;                                              // guarded by mu_; sticky

@@ -35,8 +35,11 @@ ReplicationClient::Session::Session(ReplicationClient& client, asio::io_context&
       resolver_(io),
       socket_(io),
       liveness_(io),
+      // Only durable writers wait for mirrord's disk; sync and async ones let it flush
+      // lazily (their consistency points' SYNC flushes at once).
       handshake_(client.identity_.source_id, client.identity_.volume_id, client.identity_.epoch,
-                 client.config_.secret) {}
+                 client.config_.secret,
+                 client.config_.mode == AckMode::kDurable ? common::kHelloWantsDurable : 0) {}
 
 void ReplicationClient::Session::Start() {
   last_heard_ = last_sent_ = Clock::now();

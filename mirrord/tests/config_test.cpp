@@ -50,7 +50,8 @@ TEST_CASE("ConfigFileSourcesTable") {
   QuickStartFlags flags;
   flags.config_path = Config(
       dir, R"({"listen":["127.0.0.1:7400","[::1]:7401"],"state_dir":")" + (dir / "st") +
-               R"(","limits":{"memory_size":"1M","max_record":"256K","flush_delay":"5ms"},)"
+               R"(","limits":{"memory_size":"1M","max_record":"256K","flush_delay":"5ms",)"
+               R"("lazy_flush_delay":"1s"},)"
                R"("sources":[{"id":"a","secret_file":")" +
                secret + R"(","allow_devices":true,"retention":"1h"},{"id":"b","secret_file":")" +
                secret + R"("}]})");
@@ -66,6 +67,7 @@ TEST_CASE("ConfigFileSourcesTable") {
   CHECK(a.retention == std::chrono::hours(1));
   CHECK(a.memory_half_bytes == 512 * 1024);
   CHECK(a.flush_delay == std::chrono::milliseconds(5));
+  CHECK(a.lazy_flush_delay == std::chrono::seconds(1));
   CHECK_FALSE(c->StoreOptionsFor("b").allow_devices);
   // Flags override the file.
   flags.listen = {"127.0.0.1:0"};

@@ -89,6 +89,52 @@ TEST_CASE("StoreDurableCallbackFollowsEachFlush") {
   CHECK(f.get() == 5);
 }
 
+// A source that does not wait for durable ACKs (sync, async) has its records flushed
+// after lazy_flush_delay, or at once when it asks (a SYNC is a Flush); one that does
+// (durable) after flush_delay.
+TEST_CASE("StoreFlushesLazilyForSourcesThatDoNotWaitForDurability") {
+  TempDir dir;
+  StoreOptions o = SmallOptions();
+  o.flush_delay = std::chrono::milliseconds(0);
+  o.lazy_flush_delay = std::chrono::hours(1);
+  auto store = OpenStore(dir / "s1", o);
+  auto start = [&](bool wants_durable) {
+    Refusal refusal;
+    auto info = store->StartSession("vol", 1, nullptr, &refusal, wants_durable);
+    REQUIRE_MESSAGE(info.ok(), info.status().ToString());
+    return info->token;
+  };
+  auto wait_durable = [&](uint64_t seq) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (store->Stats().durable_seq < seq && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return store->Stats().durable_seq;
+  };
+
+  uint64_t token = start(false);
+  for (uint64_t s = 1; s <= 5; ++s) REQUIRE(store->Receive(token, WriteRec(s), 1).accepted == 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(store->Stats().received_seq == 5);
+  CHECK(store->Stats().durable_seq == 0);  // flush_delay (0) is not this source's
+  REQUIRE(store->Flush().ok());
+  CHECK(store->Stats().durable_seq == 5);
+
+  token = start(true);
+  for (uint64_t s = 6; s <= 10; ++s) REQUIRE(store->Receive(token, WriteRec(s), 1).accepted == 1);
+  CHECK(wait_durable(10) == 10);
+
+  // The lazy delay alone flushes too, never before it ran out.
+  store.reset();
+  o.lazy_flush_delay = std::chrono::milliseconds(300);
+  store = OpenStore(dir / "s1", o);
+  token = start(false);
+  const auto sent = std::chrono::steady_clock::now();
+  REQUIRE(store->Receive(token, WriteRec(11), 1).accepted == 1);
+  CHECK(wait_durable(11) == 11);
+  CHECK(std::chrono::steady_clock::now() - sent >= std::chrono::milliseconds(290));
+}
+
 // Nothing asks for a flush here (no Flush, Sync or full half): the flush_delay alone
 // makes records durable, whether frames keep coming or stop.
 TEST_CASE("StoreFlushesEachHalfWithinTheFlushDelayWhileFramesKeepComingAndAfter") {

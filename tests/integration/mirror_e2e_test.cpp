@@ -70,14 +70,22 @@ TEST_CASE("EveryModeMirrorsARandomWorkloadExactly") {
 }
 
 // Invariant 3: a durable write returns once the record is on mirrord's disk, a sync write
-// once it is in mirrord's memory. mirrord flushes 1 s after a half's first record, so
-// only the durable write waits for that second.
+// once it is in mirrord's memory. mirrord flushes a durable source's records 1 s after a
+// half's first record (flush_delay), so only the durable write waits for that second; a
+// sync source says in its HELLO that it does not wait, and its records are flushed only
+// after lazy_flush_delay (3 s, no consistency point comes in between).
 TEST_CASE("EachModeReturnsAWriteAtItsOwnAcknowledgement") {
+  auto seq_in = [](const std::string& json, const std::string& key) -> uint64_t {
+    const size_t at = json.find("\"" + key + "\":");
+    REQUIRE_MESSAGE(at != std::string::npos, json);
+    return std::stoull(json.substr(at + key.size() + 3));
+  };
   for (const std::string mode : {"durable", "sync"}) {
     CAPTURE(mode);
     MirrorRig rig;
     RigOptions o = Mode(mode.c_str(), "0");
     o.flush_delay = "1s";
+    o.lazy_flush_delay = "3s";
     StartRigWithWorkDir(rig, o);
     const std::string path = rig.mount().mountpoint() + "/w/f";
     const auto t0 = std::chrono::steady_clock::now();
@@ -90,8 +98,14 @@ TEST_CASE("EachModeReturnsAWriteAtItsOwnAcknowledgement") {
         std::chrono::duration_cast<std::chrono::milliseconds>(created - t0).count();
     if (mode == "durable") {
       CHECK_MESSAGE(create_ms >= 700, "create returned after " << create_ms << " ms");
+      CHECK_MESSAGE(create_ms < 2500, "create returned after " << create_ms << " ms");
     } else {
       CHECK_MESSAGE(create_ms < 700, "create returned after " << create_ms << " ms");
+      // Past flush_delay, short of lazy_flush_delay: received, not yet durable.
+      std::this_thread::sleep_for(1500ms);
+      std::string status;
+      REQUIRE(rig.StatusJson(&status) == 0);
+      CHECK_MESSAGE(seq_in(status, "durable_seq") < seq_in(status, "received_seq"), status);
     }
     ExpectMirrored(rig, "w", "after the write");
   }

@@ -85,6 +85,7 @@ bool MirrorRig::Start(const RigOptions& o, std::string* error) {
   }
   chmod(secret.c_str(), 0600);
   flush_delay_ = o.flush_delay;
+  lazy_flush_delay_ = o.lazy_flush_delay;
   if (!StartMirrord(0, error)) return false;
   port_ = mirrord_->port();
   mo.fs_opts.push_back(std::string("source_id=") + kRigSource);
@@ -114,7 +115,13 @@ bool MirrorRig::StartMirrord(uint16_t port, std::string* error) {
     f << "{\"listen\":[\"127.0.0.1:" << port << "\"],\"state_dir\":\"" << state_dir()
       << "\",\"sources\":[{\"id\":\"" << kRigSource << "\",\"secret_file\":\"" << dir_
       << "/secret\",\"allow_devices\":true}]";
-    if (!flush_delay_.empty()) f << ",\"limits\":{\"flush_delay\":\"" << flush_delay_ << "\"}";
+    std::string limits;
+    if (!flush_delay_.empty()) limits += "\"flush_delay\":\"" + flush_delay_ + "\"";
+    if (!lazy_flush_delay_.empty()) {
+      limits += std::string(limits.empty() ? "" : ",") + "\"lazy_flush_delay\":\"" +
+                lazy_flush_delay_ + "\"";
+    }
+    if (!limits.empty()) f << ",\"limits\":{" << limits << "}";
     f << "}";
   }
   auto md = d::test::MirrordProcess::Start({"--config", config}, mirrord_log());

@@ -31,6 +31,7 @@ struct RigOptions {
   std::vector<std::string> extra;  // more -o options
   bool via_relay = false;          // mirror= points at a TcpRelay in front of mirrord
   std::string flush_delay;         // mirrord's limits.flush_delay (empty: its default)
+  std::string lazy_flush_delay;    // mirrord's limits.lazy_flush_delay (empty: its default)
 };
 
 class MirrorRig {
@@ -84,7 +85,8 @@ class MirrorRig {
   std::unique_ptr<TcpRelay> relay_;
   bool StartMirrord(uint16_t port, std::string* error);
 
-  std::string flush_delay_;  // RigOptions::flush_delay, kept for restarts
+  std::string flush_delay_;       // RigOptions::flush_delay, kept for restarts
+  std::string lazy_flush_delay_;  // RigOptions::lazy_flush_delay, likewise
   uint16_t port_ = 0;
   bool hung_ = false;
 };

@@ -226,13 +226,42 @@ TEST_CASE("StaleEpochWithWrongSecretLearnsNothingAboutFencing") {
 }
 
 TEST_CASE("WrongVersionIsRefused") {
+  for (uint32_t version : {kMinWireProtocolVersion - 1, kWireProtocolVersion + 1}) {
+    CAPTURE(version);
+    ServerHandshake server(OneSource(kSecret));
+    HelloMsg hello{version, "host-a", "vol-1", 3, Nonce{}};
+    const std::string reply = server.OnFrame(Wire(*EncodeFrame(hello)));
+    CHECK(server.state() == HandshakeState::kFailed);
+    const ErrorMsg err = AsError(Wire(reply));
+    CHECK(err.code == WireError::kProtocol);
+    CHECK(err.message.find("protocol version " + std::to_string(version)) != std::string::npos);
+  }
+}
+
+// A version 1 source (no flags in its HELLO) still gets in, and counts as one that waits
+// for durable ACKs, as every version 1 source was treated.
+TEST_CASE("VersionOneHelloIsAcceptedAndWantsDurable") {
   ServerHandshake server(OneSource(kSecret));
-  HelloMsg hello{2, "host-a", "vol-1", 3, Nonce{}};
+  HelloMsg hello{1, "host-a", "vol-1", 3, Nonce{}};
+  hello.flags = 0;  // not on the wire in version 1
   const std::string reply = server.OnFrame(Wire(*EncodeFrame(hello)));
-  CHECK(server.state() == HandshakeState::kFailed);
-  const ErrorMsg err = AsError(Wire(reply));
-  CHECK(err.code == WireError::kProtocol);
-  CHECK(err.message.find("protocol version 2") != std::string::npos);
+  CHECK(server.state() == HandshakeState::kAwaitReply);
+  CHECK(std::holds_alternative<ChallengeMsg>(Wire(reply)));
+  CHECK(server.hello().version == 1);
+  CHECK(server.hello().flags == kHelloWantsDurable);
+}
+
+TEST_CASE("TheClientSendsItsHelloFlags") {
+  for (uint32_t flags : {0u, kHelloWantsDurable}) {
+    CAPTURE(flags);
+    ClientHandshake client("host-a", "vol-1", 3, kSecret, flags);
+    ServerHandshake server(OneSource(kSecret));
+    Result<std::string> hello = client.Start();
+    REQUIRE(hello.ok());
+    server.OnFrame(Wire(*hello));
+    CHECK(server.hello().version == kWireProtocolVersion);
+    CHECK(server.hello().flags == flags);
+  }
 }
 
 TEST_CASE("OutOfOrderFramesAreProtocolErrors") {
