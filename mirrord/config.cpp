@@ -44,7 +44,7 @@ common::Schema BuildSchema() {
   limits.Duration("lazy_flush_delay",
                   "Longest time a received record waits for its flush, for a source in "
                   "mode=sync or async (a SYNC or a full half flushes at once)",
-                  Default("100ms"));
+                  Default("2ms"));
   limits.Duration("handshake_timeout", "Time a connection has to authenticate", Default("10s"))
       .Min(std::chrono::milliseconds(100));
   limits.Uint("max_connections", "Connections served at once (more are closed)", Default(1024))

@@ -88,7 +88,7 @@ struct StoreOptions {
   // flag kHelloWantsDurable), and for one that does not (a full half, a SYNC or a Flush
   // switch at once in both cases).
   std::chrono::milliseconds flush_delay{0};
-  std::chrono::milliseconds lazy_flush_delay{100};
+  std::chrono::milliseconds lazy_flush_delay{2};
   std::chrono::milliseconds retention{0};    // keep applied segments this long (0: delete)
 };
 
