@@ -237,8 +237,8 @@ ReceiveResult SourceStore::Receive(uint64_t token, std::string_view records, uin
     if (result.accepted > 0) NoteArrivalLocked(std::chrono::steady_clock::now());
   }
   // The flusher needs a wake only when a record went into an empty active half: it then
-  // waits untimed, and must time the flush_delay from that record on. While the half
-  // holds records it already waits until oldest_unflushed_ + flush_delay, which records
+  // waits untimed, and must time the session's delay from that record on. While the half
+  // holds records it already waits until oldest_unflushed_ + that delay, which records
   // appended behind the first do not move, so a wake per frame would only cost a context
   // switch. A switch of halves wakes it (SwitchLocked), and a flusher busy flushing looks
   // at the active half again before it waits. Notified after unlocking, so that it does
@@ -339,9 +339,9 @@ void SourceStore::FlusherLoop() {
     const bool have = memory_->active_records() > 0 && error_.ok();
     if (stop_ && !have) break;
     // A source whose writers wait for durable ACKs gets its records flushed after
-    // flush_delay; for the others (sync, async) durability only matters at their next
-    // SYNC, which flushes at once, so their records wait longer and go to the log in
-    // fewer, larger writes that do not compete with receiving.
+    // flush_delay; the others (sync, async), whose durability only matters at their next
+    // SYNC (which flushes at once), after lazy_flush_delay. A longer lazy delay means
+    // fewer, larger log writes, but needs memory to spare (docs/decisions.md).
     const auto due =
         oldest_unflushed_ + (wants_durable_ ? options_.flush_delay : options_.lazy_flush_delay);
     if (have && (flush_wanted_ || stop_ || std::chrono::steady_clock::now() >= due)) {

@@ -98,19 +98,7 @@ TEST_CASE("StoreFlushesLazilyForSourcesThatDoNotWaitForDurability") {
   o.flush_delay = std::chrono::milliseconds(0);
   o.lazy_flush_delay = std::chrono::hours(1);
   auto store = OpenStore(dir / "s1", o);
-  auto start = [&](bool wants_durable) {
-    Refusal refusal;
-    auto info = store->StartSession("vol", 1, nullptr, &refusal, wants_durable);
-    REQUIRE_MESSAGE(info.ok(), info.status().ToString());
-    return info->token;
-  };
-  auto wait_durable = [&](uint64_t seq) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (store->Stats().durable_seq < seq && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    return store->Stats().durable_seq;
-  };
+  auto start = [&](bool wants_durable) { return Start(*store, 1, "vol", wants_durable); };
 
   uint64_t token = start(false);
   for (uint64_t s = 1; s <= 5; ++s) REQUIRE(store->Receive(token, WriteRec(s), 1).accepted == 1);
@@ -122,7 +110,7 @@ TEST_CASE("StoreFlushesLazilyForSourcesThatDoNotWaitForDurability") {
 
   token = start(true);
   for (uint64_t s = 6; s <= 10; ++s) REQUIRE(store->Receive(token, WriteRec(s), 1).accepted == 1);
-  CHECK(wait_durable(10) == 10);
+  CHECK(WaitDurable(*store, 10) == 10);
 
   // The lazy delay alone flushes too, never before it ran out.
   store.reset();
@@ -131,7 +119,7 @@ TEST_CASE("StoreFlushesLazilyForSourcesThatDoNotWaitForDurability") {
   token = start(false);
   const auto sent = std::chrono::steady_clock::now();
   REQUIRE(store->Receive(token, WriteRec(11), 1).accepted == 1);
-  CHECK(wait_durable(11) == 11);
+  CHECK(WaitDurable(*store, 11) == 11);
   CHECK(std::chrono::steady_clock::now() - sent >= std::chrono::milliseconds(290));
 }
 
@@ -143,13 +131,6 @@ TEST_CASE("StoreFlushesEachHalfWithinTheFlushDelayWhileFramesKeepComingAndAfter"
   o.flush_delay = std::chrono::milliseconds(300);
   auto store = OpenStore(dir / "s1", o);
   uint64_t token = Start(*store);
-  auto wait_durable = [&](uint64_t seq) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (store->Stats().durable_seq < seq && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return store->Stats().durable_seq;
-  };
   // A frame every 20 ms for 1.2 s: the frames after a half's first record do not put
   // its flush off.
   for (uint64_t s = 1; s <= 60; ++s) {
@@ -158,10 +139,10 @@ TEST_CASE("StoreFlushesEachHalfWithinTheFlushDelayWhileFramesKeepComingAndAfter"
   }
   CHECK(store->Stats().durable_seq > 0);
   // Then silence: the last half is flushed on its own.
-  CHECK(wait_durable(60) == 60);
+  CHECK(WaitDurable(*store, 60) == 60);
   // A record into the empty store starts a new half, flushed on its own too.
   REQUIRE(store->Receive(token, WriteRec(61), 1).accepted == 1);
-  CHECK(wait_durable(61) == 61);
+  CHECK(WaitDurable(*store, 61) == 61);
 }
 
 TEST_CASE("StoreRefusesBadRecordsWithTheirCodeAndKeepsEarlierData") {

@@ -43,11 +43,22 @@ inline std::unique_ptr<SourceStore> OpenStore(const std::string& dir, const Stor
   return std::move(store).value();
 }
 
-inline uint64_t Start(SourceStore& store, uint64_t epoch = 1, const std::string& volume = "vol") {
+// `wants_durable`: the session's HELLO flag (false: flushed after lazy_flush_delay).
+inline uint64_t Start(SourceStore& store, uint64_t epoch = 1, const std::string& volume = "vol",
+                      bool wants_durable = true) {
   Refusal refusal;
-  auto info = store.StartSession(volume, epoch, nullptr, &refusal);
+  auto info = store.StartSession(volume, epoch, nullptr, &refusal, wants_durable);
   REQUIRE_MESSAGE(info.ok(), info.status().ToString());
   return info->token;
+}
+
+// Waits (at most 10 s) until `seq` is durable; returns the durable seq then.
+inline uint64_t WaitDurable(const SourceStore& store, uint64_t seq) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (store.Stats().durable_seq < seq && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return store.Stats().durable_seq;
 }
 
 inline std::string Concat(const std::vector<std::string>& recs) {
